@@ -225,9 +225,7 @@ class Recipe(_Strict):
 # --------------------------------------------------------------------------- loading
 
 
-def load_recipe(
-    source: str | Path | dict, overrides: list[str] | tuple[str, ...] = ()
-) -> Recipe:
+def load_recipe(source: str | Path | dict, overrides: list[str] | tuple[str, ...] = ()) -> Recipe:
     """Read a recipe from a YAML file (or a dict), apply `a.b=c` overrides, validate it."""
     if isinstance(source, dict):
         raw, where, lines = dict(source), "<recipe>", {}
@@ -312,9 +310,7 @@ def _explain(error: ValidationError, where: str, lines: dict[str, int]) -> str:
             valid = list(model.model_fields) if model else []
             close = difflib.get_close_matches(str(loc[-1]), valid, n=1, cutoff=0.5)
             hint = f"; did you mean '{close[0]}'?" if close else ""
-            out.append(
-                f"  {dotted}{at}: unknown key{hint} Valid keys here: {', '.join(valid)}"
-            )
+            out.append(f"  {dotted}{at}: unknown key{hint} Valid keys here: {', '.join(valid)}")
         else:
             got = err.get("input")
             shown = "" if isinstance(got, dict) else f" (got {got!r})"

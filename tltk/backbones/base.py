@@ -1,0 +1,133 @@
+"""The backbone contract and the name registry.
+
+A backbone is a functional `keras.Model` that returns features, plus ordered, named layer groups
+(stem, block1, ..., top) that phases freeze and unfreeze by name — never by layer index.
+"""
+
+from __future__ import annotations
+
+import difflib
+import re
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any
+
+import keras
+
+
+class BackboneError(ValueError):
+    """A backbone that cannot be built or loaded; the message says what was asked and the fix."""
+
+
+@dataclass
+class Backbone:
+    name: str
+    model: keras.Model
+    """The feature extractor (images 0..255 after `normalization`, or token inputs for text)."""
+    groups: dict[str, list[keras.layers.Layer]]
+    """Ordered from input to output. Every weight-bearing layer is in exactly one group."""
+    image_size: int | None = None
+    normalization: list[keras.layers.Layer] = field(default_factory=list)
+    """Layers mapping images in 0..255 to the backbone's input range; part of the exported model."""
+    preprocessor: Any = None
+    """Text: maps raw strings to the model's inputs (tokenizer), applied in tf.data and export."""
+    info: dict[str, Any] = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class BackboneSpec:
+    name: str
+    family: str
+    default_size: int
+    build: Callable[..., Backbone]
+    """build(weights, image_size, **kwargs) -> Backbone."""
+
+
+_REGISTRY: dict[str, BackboneSpec] = {}
+
+
+def register_backbone(name: str, *, family: str, default_size: int):
+    """Decorator: register `build(weights, image_size, **kwargs) -> Backbone` under `name`."""
+
+    def wrap(build: Callable[..., Backbone]) -> Callable[..., Backbone]:
+        _REGISTRY[name] = BackboneSpec(name, family, default_size, build)
+        return build
+
+    return wrap
+
+
+def registered() -> dict[str, BackboneSpec]:
+    return dict(_REGISTRY)
+
+
+def lookup(name: str) -> BackboneSpec | None:
+    return _REGISTRY.get(name.lower().replace("-", "_"))
+
+
+def unknown_name_error(name: str, extra: list[str] = ()) -> BackboneError:
+    names = sorted(_REGISTRY) + list(extra)
+    close = difflib.get_close_matches(name.lower(), names, n=3, cutoff=0.5)
+    hint = f" Did you mean: {', '.join(close)}?" if close else ""
+    return BackboneError(
+        f"backbone.name: unknown backbone {name!r}.{hint} Registered names: "
+        f"{', '.join(sorted(_REGISTRY))}; KerasHub presets are accepted as a built-in preset "
+        "name, hf://..., kaggle://... or a local preset folder (`tltk backbones` lists them)."
+    )
+
+
+def group_layers(
+    layers: list[keras.layers.Layer], group_of: Callable[[str], str | None]
+) -> dict[str, list[keras.layers.Layer]]:
+    """Assign each layer to `group_of(layer.name)`; None inherits the previous layer's group.
+
+    Generic names (activation_3, re_lu, zero_padding2d) carry no stage, so they belong where
+    they stand in the graph. Input layers are skipped.
+    """
+    groups: dict[str, list[keras.layers.Layer]] = {}
+    current = "stem"
+    for layer in layers:
+        if isinstance(layer, keras.layers.InputLayer):
+            continue
+        current = group_of(layer.name) or current
+        groups.setdefault(current, []).append(layer)
+    return groups
+
+
+def chunk_groups(layers: list[keras.layers.Layer], n: int) -> dict[str, list[keras.layers.Layer]]:
+    """Fallback grouping for unknown architectures: stem, block1..n-2, top by weight order."""
+    layers = [la for la in layers if not isinstance(la, keras.layers.InputLayer)]
+    weighted = [i for i, la in enumerate(layers) if la.weights]
+    if len(weighted) < 3:
+        return {"stem": layers}
+    n = max(3, min(n, len(weighted)))
+    cuts = [weighted[round(k * len(weighted) / n)] for k in range(1, n)]
+    names = ["stem"] + [f"block{k}" for k in range(1, n - 1)] + ["top"]
+    groups, start = {}, 0
+    for name, end in zip(names, cuts + [len(layers)], strict=True):
+        groups[name] = layers[start:end]
+        start = end
+    return groups
+
+
+def stage_from(patterns: list[tuple[str, str]]) -> Callable[[str], str | None]:
+    """Build `group_of` from (regex, template) pairs; templates may use {0},{1} from groups,
+    with integer arithmetic written as e.g. `block{0+1}`."""
+    compiled = [(re.compile(p), t) for p, t in patterns]
+
+    def group_of(name: str) -> str | None:
+        for rx, template in compiled:
+            m = rx.search(name)
+            if m:
+                return _fill(template, m)
+        return None
+
+    return group_of
+
+
+def _fill(template: str, match: re.Match) -> str:
+    """`block{0+1}` with match group 1 == "3" -> `block4`."""
+    return re.sub(
+        r"\{(\d)([+-]\d+)?\}",
+        lambda t: str(int(match.group(int(t.group(1)) + 1)) + int(t.group(2) or 0)),
+        template,
+    )

@@ -1,0 +1,77 @@
+"""Task heads: multi-class (softmax), multi-label (sigmoid), regression. Always float32."""
+
+from __future__ import annotations
+
+import keras
+
+from tltk.recipe import HeadConfig
+
+HEAD_PREFIX = "head_"
+
+
+def build_head(features: keras.KerasTensor, cfg: HeadConfig, num_outputs: int) -> keras.KerasTensor:
+    """Pool backbone features and map them to scores.
+
+    Feature maps [B,H,W,C] are pooled; sequences [B,T,C] use their first (CLS) token; vectors
+    pass through. Every head layer is named `head_*` (that is the `head` group) and computes in
+    float32 so mixed precision never rounds the scores or the loss.
+    """
+    reg = keras.regularizers.L1L2(l1=cfg.l1, l2=cfg.l2) if (cfg.l1 or cfg.l2) else None
+    x = features
+    if len(x.shape) == 4:
+        pool = (
+            keras.layers.GlobalAveragePooling2D
+            if cfg.pooling == "avg"
+            else keras.layers.GlobalMaxPooling2D
+        )
+        x = pool(name=f"{HEAD_PREFIX}pool", dtype="float32")(x)
+    elif len(x.shape) == 3:
+        x = keras.layers.Lambda(
+            lambda t: t[:, 0, :], name=f"{HEAD_PREFIX}cls_token", dtype="float32"
+        )(x)
+    x = keras.layers.Activation("linear", dtype="float32", name=f"{HEAD_PREFIX}cast")(x)
+    if cfg.hidden_units:
+        if cfg.dropout:
+            x = keras.layers.Dropout(cfg.dropout, name=f"{HEAD_PREFIX}dropout_hidden")(x)
+        x = keras.layers.Dense(
+            cfg.hidden_units,
+            activation="relu",
+            kernel_regularizer=reg,
+            dtype="float32",
+            name=f"{HEAD_PREFIX}hidden",
+        )(x)
+    if cfg.dropout:
+        x = keras.layers.Dropout(cfg.dropout, name=f"{HEAD_PREFIX}dropout")(x)
+    activation = {"classification": "softmax", "multilabel": "sigmoid", "regression": None}[
+        cfg.type
+    ]
+    return keras.layers.Dense(
+        num_outputs,
+        activation=activation,
+        kernel_regularizer=reg,
+        dtype="float32",
+        name=f"{HEAD_PREFIX}scores",
+    )(x)
+
+
+def head_loss(cfg: HeadConfig) -> keras.losses.Loss:
+    """Labels arrive one-hot (multi-class) or multi-hot, so label smoothing works for both."""
+    if cfg.type == "classification":
+        return keras.losses.CategoricalCrossentropy(label_smoothing=cfg.label_smoothing)
+    if cfg.type == "multilabel":
+        return keras.losses.BinaryCrossentropy(label_smoothing=cfg.label_smoothing)
+    return keras.losses.MeanSquaredError()
+
+
+def head_metrics(cfg: HeadConfig, num_classes: int, top_k: int = 5) -> list:
+    if cfg.type == "classification":
+        metrics = [keras.metrics.CategoricalAccuracy(name="accuracy")]
+        if num_classes > top_k:
+            metrics.append(keras.metrics.TopKCategoricalAccuracy(k=top_k, name=f"top{top_k}"))
+        return metrics
+    if cfg.type == "multilabel":
+        return [
+            keras.metrics.BinaryAccuracy(name="accuracy"),
+            keras.metrics.AUC(multi_label=True, num_labels=num_classes, name="auc"),
+        ]
+    return [keras.metrics.MeanAbsoluteError(name="mae")]

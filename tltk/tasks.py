@@ -1,0 +1,236 @@
+"""What differs between image and text runs, behind one set of functions train.py calls.
+
+Everything else (phases, callbacks, strategy, evaluation, export mechanics) is shared.
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import keras
+import tensorflow as tf
+
+from tltk.backbones import build_backbone
+from tltk.data import LabelledData
+from tltk.heads import head_loss, head_metrics
+from tltk.model import TaskModel, build_model
+from tltk.recipe import Recipe, load_recipe
+
+
+def load_data(recipe: Recipe, *, report_path: Path | None = None) -> LabelledData:
+    kw = dict(
+        seed=recipe.seed,
+        multi_label=recipe.multi_label,
+        regression=recipe.head.type == "regression",
+    )
+    if recipe.task == "text":
+        from tltk.data.text import load_text_data
+
+        return load_text_data(recipe.data, report_path=report_path, **kw)
+    from tltk.data import load_image_data
+
+    return load_image_data(recipe.data, report_path=report_path, **kw)
+
+
+def num_outputs(recipe: Recipe, data: LabelledData) -> int:
+    return 1 if recipe.head.type == "regression" else data.num_classes
+
+
+def build_task_model(
+    recipe: Recipe, data: LabelledData, *, weights: str | None | bool = True
+) -> TaskModel:
+    """Backbone (with the recipe's weights, or none when `weights=False`) plus head."""
+    cfg = (
+        recipe.backbone if weights is True else recipe.backbone.model_copy(update={"weights": None})
+    )
+    if recipe.task == "text":
+        backbone = build_backbone(cfg, task="text", train_texts=data.splits["train"].examples)
+    else:
+        backbone = build_backbone(cfg, task="image")
+    return build_model(backbone, recipe.head, num_outputs(recipe, data), name=recipe.name)
+
+
+def pipeline(
+    recipe: Recipe,
+    data: LabelledData,
+    split: str,
+    task_model: TaskModel,
+    batch: int,
+    *,
+    training: bool,
+) -> tf.data.Dataset:
+    from tltk.data import build_pipeline
+
+    augment = None
+    if training and recipe.task == "image":
+        from tltk.augment import build_augment
+
+        augment = build_augment(
+            recipe.augment, seed=recipe.seed, image_size=task_model.backbone.image_size
+        )
+    ds = build_pipeline(
+        data.splits[split],
+        num_classes=data.num_classes,
+        image_size=task_model.backbone.image_size,
+        batch_size=batch,
+        training=training,
+        seed=recipe.seed,
+        augment=augment,
+        cache=recipe.data.cache,
+        multi_label=recipe.multi_label,
+        regression=recipe.head.type == "regression",
+    )
+    if recipe.task == "text":
+        from tltk.data.text import tokenize_pipeline
+
+        ds = tokenize_pipeline(ds, task_model.backbone)
+    return ds
+
+
+def class_weight(recipe: Recipe, data: LabelledData) -> dict[int, float] | None:
+    cw = recipe.head.class_weight
+    if cw is None:
+        return None
+    if recipe.head.type != "classification":
+        raise ValueError(
+            "head.class_weight: class weights apply to multi-class (classification) heads"
+        )
+    if cw == "balanced":
+        from tltk.data import class_weights
+
+        return class_weights(data.splits["train"].labels, data.num_classes)
+    unknown = set(cw) - set(data.class_names)
+    if unknown:
+        raise ValueError(
+            f"head.class_weight: unknown class(es) {sorted(unknown)}; classes: {data.class_names}"
+        )
+    return {i: float(cw.get(name, 1.0)) for i, name in enumerate(data.class_names)}
+
+
+def loss(recipe: Recipe) -> keras.losses.Loss:
+    return head_loss(recipe.head)
+
+
+def metrics(recipe: Recipe, task_model: TaskModel) -> list:
+    return head_metrics(recipe.head, task_model.model.output.shape[-1], recipe.evaluate.top_k)
+
+
+def predict_split(
+    recipe: Recipe, task_model: TaskModel, data: LabelledData, split: str, batch: int
+):
+    """(y_true, y_score, loss) on a split, in the split's order."""
+    ds = pipeline(recipe, data, split, task_model, batch, training=False)
+    scores = task_model.model.predict(ds, verbose=0)
+    labels = data.splits[split].labels
+    if recipe.head.type == "regression":
+        scores = scores.reshape(-1)
+        target = labels.astype("float32")
+    elif recipe.multi_label:
+        target = labels.astype("float32")
+    else:
+        target = keras.utils.to_categorical(labels, data.num_classes)
+    value = float(keras.ops.convert_to_numpy(head_loss(recipe.head)(target, scores)))
+    return labels, scores, value
+
+
+def evaluate(
+    recipe: Recipe, task_model: TaskModel, data: LabelledData, split: str, out_dir: Path, batch: int
+) -> dict:
+    from tltk.evaluate import compute_metrics, write_metrics
+
+    if split not in data.splits or not len(data.splits[split]):
+        raise ValueError(f"evaluate.split: no {split!r} split (have {sorted(data.splits)})")
+    y_true, y_score, value = predict_split(recipe, task_model, data, split, batch)
+    task = {
+        "classification": "classification",
+        "multilabel": "multilabel",
+        "regression": "regression",
+    }
+    kind = "multilabel" if recipe.multi_label else task[recipe.head.type]
+    result = compute_metrics(
+        y_true, y_score, data.class_names, task=kind, top_k=recipe.evaluate.top_k, loss=value
+    )
+    result["split"] = split
+    write_metrics(result, out_dir, plots=recipe.evaluate.plots)
+    return result
+
+
+def save_run_assets(recipe: Recipe, task_model: TaskModel, run_dir: Path) -> None:
+    """Whatever besides weights a run needs to be rebuilt offline (text: the vocabulary)."""
+    if recipe.task == "text":
+        from tltk.backbones.text import save_text_assets
+
+        save_text_assets(task_model.backbone, run_dir)
+
+
+def load_run(run_dir: str | Path) -> tuple[Recipe, TaskModel, list[str]]:
+    """Rebuild a finished run's model offline: recipe + class names + saved weights."""
+    run_dir = Path(run_dir)
+    recipe = load_recipe(run_dir / "recipe.yaml")
+    class_names = json.loads((run_dir / "classes.json").read_text())
+    shell = LabelledData(class_names=class_names, splits={}, multi_label=recipe.multi_label)
+    if recipe.task == "text":
+        from tltk.backbones.text import load_text_backbone
+
+        backbone = load_text_backbone(recipe.backbone, run_dir)
+        task_model = build_model(
+            backbone, recipe.head, num_outputs(recipe, shell), name=recipe.name
+        )
+    else:
+        task_model = build_task_model(recipe, shell, weights=False)
+    task_model.model.load_weights(str(run_dir / "model.weights.h5"))
+    return recipe, task_model, class_names
+
+
+def export(
+    recipe: Recipe, task_model: TaskModel, data: LabelledData, metrics: dict, run_dir: Path
+) -> Path:
+    from tltk import export as ex
+
+    card = {
+        "recipe": recipe.model_dump(mode="json"),
+        "metrics": {k: v for k, v in metrics.items() if not isinstance(v, (list, dict))},
+        "per_class": metrics.get("per_class"),
+        "data": data.report.get("counts", {}),
+        "run_dir": str(run_dir),
+    }
+    test = data.splits.get(recipe.evaluate.split) or data.splits["train"]
+    n = recipe.export.parity_examples if recipe.export.parity else 0
+    task = "multilabel" if recipe.multi_label else recipe.head.type
+    common = dict(
+        class_names=data.class_names,
+        export_root=recipe.export.dir,
+        name=recipe.export.name or recipe.name,
+        version=recipe.export.version,
+        task=task,
+        card=card,
+    )
+    if recipe.task == "text":
+        result = ex.export_text_model(
+            task_model.model,
+            preprocessor=task_model.backbone.preprocessor,
+            parity_inputs=[str(t) for t in test.examples[:n]] if n else None,
+            **common,
+        )
+    else:
+        result = ex.export_image_model(
+            task_model.model,
+            image_size=task_model.backbone.image_size,
+            parity_inputs=[_encoded(test, i) for i in range(min(n, len(test)))] if n else None,
+            **common,
+        )
+    if result.parity is not None:
+        print(
+            "Parity (fresh TensorFlow-only process): "
+            f"max |diff| {result.parity['max_abs_diff']:.2e} "
+            f"on {result.parity['n']} examples"
+        )
+    return result.path
+
+
+def _encoded(split, i: int) -> bytes:
+    item = split.examples[i]
+    if split.kind == "bytes":
+        return bytes(item)
+    return Path(str(item)).read_bytes()
