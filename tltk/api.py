@@ -1,0 +1,80 @@
+"""Library functions behind the CLI and notebooks: evaluate or export a finished run."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from tltk import tasks
+
+
+def evaluate_run(
+    run_dir: str | Path, *, split: str | None = None, data_path: str | Path | None = None
+) -> dict:
+    """Re-evaluate a finished run on one of its splits, or on another folder/file of data.
+
+    Results go to RUN/eval-<split or folder name>/ (metrics.json, confusion_matrix.png).
+    """
+    run_dir = Path(run_dir)
+    recipe, task_model, class_names = tasks.load_run(run_dir)
+    if data_path is not None:
+        # Every example of the given data is evaluated: no split, no leakage dropping.
+        data_cfg = recipe.data.model_copy(
+            update={"path": str(data_path), "splits": {}, "val_fraction": 0.0, "test_fraction": 0.0}
+        )
+        recipe = recipe.model_copy(update={"data": data_cfg})
+        split, label = "train", Path(data_path).name
+    else:
+        split = split or recipe.evaluate.split
+        label = split
+    out_dir = run_dir / f"eval-{label}"
+    data = tasks.load_data(recipe, report_path=out_dir / "data_report.json")
+    missing = set(data.class_names) - set(class_names)
+    if missing:
+        raise ValueError(
+            f"{data_path}: classes {sorted(missing)} were not in training ({class_names})"
+        )
+    data = _relabel(data, class_names)
+    return tasks.evaluate(recipe, task_model, data, split, out_dir, recipe.train.batch_size)
+
+
+def export_run(
+    run_dir: str | Path,
+    *,
+    name: str | None = None,
+    version: int | None = None,
+    export_dir: str | None = None,
+) -> Path:
+    """Export a finished run's model as a new SavedModel version (parity-checked)."""
+    import json
+
+    run_dir = Path(run_dir)
+    recipe, task_model, class_names = tasks.load_run(run_dir)
+    update = {
+        k: v
+        for k, v in {"name": name, "version": version, "dir": export_dir}.items()
+        if v is not None
+    }
+    recipe = recipe.model_copy(update={"export": recipe.export.model_copy(update=update)})
+    metrics_file = run_dir / "metrics.json"
+    metrics = json.loads(metrics_file.read_text()) if metrics_file.is_file() else {}
+    data = tasks.load_data(recipe)
+    return tasks.export(recipe, task_model, _relabel(data, class_names), metrics, run_dir)
+
+
+def _relabel(data, class_names: list[str]):
+    """Map a dataset's class ids onto the training run's class order."""
+    import numpy as np
+
+    if data.class_names == class_names:
+        return data
+    if data.multi_label:
+        index = [data.class_names.index(c) if c in data.class_names else None for c in class_names]
+        for split in data.splits.values():
+            cols = [split.labels[:, i] if i is not None else np.zeros(len(split)) for i in index]
+            split.labels = np.stack(cols, axis=1).astype("float32")
+    else:
+        mapping = np.array([class_names.index(c) for c in data.class_names])
+        for split in data.splits.values():
+            split.labels = mapping[split.labels]
+    data.class_names = list(class_names)
+    return data
