@@ -149,19 +149,10 @@ def build_parser() -> argparse.ArgumentParser:
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     _quiet_tensorflow()
-    from tltk.backbones.base import BackboneError
-    from tltk.recipe import RecipeError
-
     try:
         return args.func(args)
-    except (
-        RecipeError,
-        BackboneError,
-        FileNotFoundError,
-        FileExistsError,
-        ConnectionError,
-        ValueError,
-    ) as e:
+    # Recipe, backbone, data and phase errors are ValueErrors whose text names the key and fix.
+    except (ValueError, FileNotFoundError, FileExistsError, ConnectionError) as e:
         print(f"tltk {args.command}: error: {e}", file=sys.stderr)
         return 2
 
