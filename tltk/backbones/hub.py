@@ -47,7 +47,7 @@ def fetch_check(preset: str) -> None:
                 what=f"the KerasHub preset {preset!r}",
                 fix="Download the preset where you have a network (keras_hub "
                 "`Backbone.from_preset(...).save_to_preset(DIR)`, or `huggingface-cli download`) "
-                "and set `backbone.name: /path/to/DIR`.",
+                "and set `backbone.name` to that local folder: /path/to/DIR.",
             )
             return
 

@@ -1,0 +1,137 @@
+import numpy as np
+import pytest
+
+from tltk.backbones import BackboneError, build_backbone, list_backbones
+from tltk.backbones.base import registered
+from tltk.recipe import BackboneConfig
+
+FAMILIES = [
+    "mobilenet_v3_small",
+    "mobilenet_v3_large",
+    "efficientnet_v2_b0",
+    "resnet50_v2",
+    "convnext_tiny",
+    "densenet121",
+]
+
+
+@pytest.mark.parametrize("name", FAMILIES)
+def test_family_builds_with_ordered_named_groups(name):
+    bb = build_backbone(BackboneConfig(name=name, weights=None, image_size=32))
+    names = list(bb.groups)
+    assert names[0] == "stem" and names[-1] == "top"
+    assert [n for n in names[1:-1]] == [f"block{i}" for i in range(1, len(names) - 1)]
+    assert len(names) >= 5
+    # Every weight-bearing layer belongs to exactly one group.
+    grouped = [id(la) for layers in bb.groups.values() for la in layers]
+    assert len(grouped) == len(set(grouped))
+    weighted = {id(la) for la in bb.model.layers if la.weights}
+    assert weighted <= set(grouped)
+    out = bb.model(np.zeros((1, 32, 32, 3), "float32"))
+    assert out.shape[0] == 1 and out.shape[-1] > 0
+
+
+def test_registry_covers_the_required_families():
+    names = set(registered())
+    assert (
+        set(FAMILIES) | {"efficientnet_v2_b1", "efficientnet_v2_b2", "efficientnet_v2_b3"} <= names
+    )
+
+
+def test_weights_file_round_trip(tmp_path):
+    cfg = BackboneConfig(name="mobilenet_v3_small", weights=None, image_size=32)
+    first = build_backbone(cfg)
+    path = tmp_path / "bb.weights.h5"
+    first.model.save_weights(str(path))
+    second = build_backbone(cfg.model_copy(update={"weights": str(path)}))
+    for a, b in zip(first.model.weights, second.model.weights, strict=True):
+        np.testing.assert_array_equal(np.asarray(a), np.asarray(b))
+    # A run folder holding backbone.weights.h5 works too.
+    (tmp_path / "run").mkdir()
+    path.rename(tmp_path / "run" / "backbone.weights.h5")
+    third = build_backbone(cfg.model_copy(update={"weights": str(tmp_path / "run")}))
+    np.testing.assert_array_equal(
+        np.asarray(third.model.weights[0]), np.asarray(first.model.weights[0])
+    )
+
+
+def test_missing_weights_file_is_a_clear_error(tmp_path):
+    cfg = BackboneConfig(
+        name="mobilenet_v3_small", weights=str(tmp_path / "nope.h5"), image_size=32
+    )
+    with pytest.raises(BackboneError, match="nope.h5.*weights file"):
+        build_backbone(cfg)
+
+
+def test_imagenet_offline_fails_fast_and_names_the_fix(monkeypatch):
+    import time
+
+    import keras
+
+    def offline(*args, **kwargs):
+        raise Exception("URL fetch failure on https://storage.googleapis.com/x: None -- no network")
+
+    monkeypatch.setattr(keras.utils, "get_file", offline)
+    monkeypatch.setattr("keras.src.applications.mobilenet_v3.file_utils.get_file", offline)
+    start = time.time()
+    with pytest.raises(
+        BackboneError, match=r"mobilenet_v3_small.*backbone.weights: /path/to/file.h5"
+    ):
+        build_backbone(BackboneConfig(name="mobilenet_v3_small", weights="imagenet", image_size=32))
+    assert time.time() - start < 10
+
+
+def test_unknown_name_suggests():
+    with pytest.raises(BackboneError, match="mobilenet_v3_small"):
+        build_backbone(BackboneConfig(name="mobilenet_v3_smal", weights=None))
+
+
+def test_bn_momentum_override():
+    import keras
+
+    bb = build_backbone(
+        BackboneConfig(name="mobilenet_v3_small", weights=None, image_size=32, bn_momentum=0.9)
+    )
+    bns = [la for la in bb.model.layers if isinstance(la, keras.layers.BatchNormalization)]
+    assert bns and all(la.momentum == 0.9 for la in bns)
+
+
+def test_list_backbones_reports_params_and_sizes():
+    rows = {r["name"]: r for r in list_backbones(with_params=False)}
+    assert rows["efficientnet_v2_b3"]["input_size"] == 300
+    assert rows["mobilenet_v3_small"]["family"] == "mobilenet_v3"
+
+
+def test_keras_hub_local_preset_folder(tmp_path):
+    import keras_hub
+
+    bb = keras_hub.models.ResNetBackbone(
+        input_conv_filters=[64],
+        input_conv_kernel_sizes=[3],
+        stackwise_num_filters=[64, 16],
+        stackwise_num_blocks=[1, 1],
+        stackwise_num_strides=[1, 2],
+        block_type="basic_block",
+        use_pre_activation=False,
+        image_shape=(None, None, 3),
+    )
+    bb.save_to_preset(str(tmp_path))
+    keras_hub.layers.ResNetImageConverter(image_size=(32, 32), scale=1 / 255.0).save_to_preset(
+        str(tmp_path)
+    )
+    built = build_backbone(BackboneConfig(name=str(tmp_path), weights="preset", image_size=32))
+    assert list(built.groups)[0] == "stem" and "block1" in built.groups and "block2" in built.groups
+    np.testing.assert_array_equal(np.asarray(built.model.weights[0]), np.asarray(bb.weights[0]))
+    assert built.image_size == 32 and built.normalization
+
+
+def test_remote_preset_offline_fails_fast(monkeypatch):
+    import time
+
+    from tltk import net
+
+    monkeypatch.setattr(net, "reachable", lambda host, port=443, timeout=3.0: False)
+    start = time.time()
+    with pytest.raises(ConnectionError, match="hf://someone/some-vit.*local folder"):
+        build_backbone(BackboneConfig(name="hf://someone/some-vit", weights="imagenet"))
+    assert time.time() - start < 5
