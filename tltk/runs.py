@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import os
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -38,6 +39,15 @@ class Run:
         self.state["finished"] = True
         self.state["finished_at"] = time.strftime("%Y-%m-%dT%H:%M:%S")
         self.save()
+        # runs/NAME/latest -> the newest finished run, so a later recipe can transfer from it
+        # (`backbone.weights: runs/NAME/latest`). Replaced atomically; only ever a link.
+        link = self.dir.parent / "latest"
+        if link.exists() and not link.is_symlink():
+            return
+        tmp = self.dir.parent / f".latest.{os.getpid()}"
+        tmp.unlink(missing_ok=True)
+        tmp.symlink_to(self.dir.name)
+        os.replace(tmp, link)
 
 
 def open_run(recipe: Recipe, *, run_dir: str | Path | None = None, resume: bool = True) -> Run:
@@ -54,6 +64,8 @@ def open_run(recipe: Recipe, *, run_dir: str | Path | None = None, resume: bool 
     fp = fingerprint(recipe)
     if resume and root.is_dir():
         for candidate in sorted(root.iterdir(), reverse=True):
+            if candidate.is_symlink():
+                continue
             state_file = candidate / "state.json"
             if state_file.is_file():
                 state = json.loads(state_file.read_text())

