@@ -46,6 +46,14 @@ def test_mixup_gives_soft_labels_summing_to_one():
     assert (labels.max(axis=1) < 0.999).any()  # some rows really are mixed
 
 
+def test_mixup_keeps_regression_targets_flat():
+    targets = np.array([0.0, 1.0, 2.0, 3.0], dtype="float32")
+    augment = build_augment(AugmentConfig(mixup=1.0), seed=3, image_size=S)
+    ds = tf.data.Dataset.from_tensor_slices((IMAGES, targets)).batch(4).map(augment)
+    _, mixed = next(iter(ds))
+    assert mixed.shape == (4,) and 0.0 <= mixed.numpy().min() <= mixed.numpy().max() <= 3.0
+
+
 def test_mixup_and_cutmix_one_per_batch():
     augment = build_augment(AugmentConfig(mixup=0.4, cutmix=1.0), seed=0, image_size=S)
     assert len(augment.mixers) == 2

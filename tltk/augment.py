@@ -92,8 +92,11 @@ class BatchAugment:
 
 
 def _mix(layer: keras.layers.Layer, images: tf.Tensor, labels: tf.Tensor):
-    out = layer({"images": images, "labels": tf.cast(labels, tf.float32)}, training=True)
-    return tf.cast(out["images"], tf.float32), tf.cast(out["labels"], tf.float32)
+    labels = tf.cast(labels, tf.float32)
+    flat = labels.shape.rank == 1  # regression targets [B]: the mixers need [B, K]
+    out = layer({"images": images, "labels": labels[:, None] if flat else labels}, training=True)
+    mixed = tf.cast(out["labels"], tf.float32)
+    return tf.cast(out["images"], tf.float32), mixed[:, 0] if flat else mixed
 
 
 def build_augment(cfg: AugmentConfig, *, seed: int, image_size: int) -> BatchAugment | None:
