@@ -17,6 +17,7 @@ from tltk.callbacks import phase_callbacks
 from tltk.data import LabelledData
 from tltk.io import atomic_write_json
 from tltk.model import TaskModel
+from tltk.plots import plot_learning_curves, read_history_csv
 from tltk.recipe import Recipe, load_recipe
 from tltk.runs import Run, open_run
 from tltk.strategy import describe, make_strategy
@@ -100,10 +101,9 @@ def _train(recipe: Recipe, run: Run) -> TrainResult:
 
     metrics = tasks.evaluate(recipe, task_model, data, recipe.evaluate.split, run.dir, global_batch)
     _say(format_summary(metrics))
-    history = read_history(run.dir / "history.csv")
+    history_csv = run.dir / "history.csv"
+    history = read_history_csv(history_csv) if history_csv.is_file() else {}
     if recipe.evaluate.plots and history:
-        from tltk.plots import plot_learning_curves  # noqa: PLC0415
-
         plot_learning_curves(
             run.dir / "history.csv", run.state["phases"], run.dir / "learning_curves.png"
         )
@@ -193,28 +193,6 @@ def _remove_backup(path: Path) -> None:
     import shutil
 
     shutil.rmtree(path, ignore_errors=True)
-
-
-def read_history(csv_path: Path) -> dict[str, list[float]]:
-    """The whole run's history (all phases) from the CSVLogger file.
-
-    After a resume an epoch may appear twice; its last row wins.
-    """
-    if not csv_path.is_file():
-        return {}
-    import csv
-
-    rows: dict[int, dict] = {}
-    with open(csv_path, newline="") as f:
-        for row in csv.DictReader(f):
-            rows[int(row["epoch"])] = row
-    out: dict[str, list[float]] = {}
-    for epoch in sorted(rows):
-        for key, value in rows[epoch].items():
-            out.setdefault(key, []).append(
-                float(value) if value not in ("", None) else float("nan")
-            )
-    return out
 
 
 def _say(message: str) -> None:
