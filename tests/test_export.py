@@ -1,0 +1,250 @@
+"""tltk.export and tltk.parity: TF-Serving layout, signatures, versions, fresh-process parity."""
+
+from __future__ import annotations
+
+import io
+import json
+import subprocess
+import sys
+
+import keras
+import numpy as np
+import pytest
+import tensorflow as tf
+from PIL import Image
+
+import tltk.export as export_module
+import tltk.parity as parity_module
+from tltk.data.decode import decode_image, resize_image
+from tltk.export import export_image_model, next_version
+from tltk.parity import ParityError, check_parity
+
+SIZE = 32
+CLASSES = ["cat", "dog", "fox"]
+
+
+def tiny_model(units: int = 3, activation: str = "softmax") -> keras.Model:
+    keras.utils.set_random_seed(0)
+    inputs = keras.Input((SIZE, SIZE, 3))
+    x = keras.layers.Rescaling(1 / 255)(inputs)
+    x = keras.layers.Conv2D(4, 3, activation="relu")(x)
+    x = keras.layers.GlobalAveragePooling2D()(x)
+    return keras.Model(inputs, keras.layers.Dense(units, activation=activation)(x))
+
+
+def encode(array: np.ndarray, fmt: str = "PNG") -> bytes:
+    buffer = io.BytesIO()
+    Image.fromarray(array).save(buffer, fmt)
+    return buffer.getvalue()
+
+
+def sample_images() -> list[bytes]:
+    rng = np.random.default_rng(0)
+    rgb = [rng.integers(0, 256, (h, w, 3), dtype=np.uint8) for h, w in [(40, 50), (32, 32)]]
+    return [
+        encode(rgb[0]),
+        encode(rgb[1], "JPEG"),
+        encode(rng.integers(0, 256, (24, 30), dtype=np.uint8)),  # gray PNG
+        encode(rng.integers(0, 256, (36, 20, 4), dtype=np.uint8)),  # RGBA PNG
+    ]
+
+
+def keras_scores(model: keras.Model, images: list[bytes]) -> np.ndarray:
+    batch = tf.stack([decode_image(tf.constant(b), SIZE) for b in images])
+    return model.predict(batch, verbose=0)
+
+
+def tree(folder) -> dict:
+    return {
+        str(p.relative_to(folder)): p.stat().st_mtime_ns
+        for p in sorted(folder.rglob("*"))
+        if p.is_file()
+    }
+
+
+@pytest.fixture(scope="module")
+def exported(tmp_path_factory):
+    """One classification export with parity, the child process call recorded."""
+    root = tmp_path_factory.mktemp("export")
+    model, images = tiny_model(), sample_images()
+    calls = []
+    real_run = subprocess.run
+
+    def spy(*args, **kwargs):
+        calls.append(result := real_run(*args, **kwargs))
+        return result
+
+    with pytest.MonkeyPatch.context() as mp:
+        mp.setattr(parity_module.subprocess, "run", spy)
+        result = export_image_model(
+            model,
+            class_names=CLASSES,
+            image_size=SIZE,
+            export_root=root,
+            name="pets",
+            card={"metrics": {"accuracy": 0.5}, "recipe": {"name": "pets"}},
+            parity_inputs=images,
+        )
+    return {"root": root, "model": model, "images": images, "result": result, "calls": calls}
+
+
+def test_next_version(tmp_path):
+    assert next_version(tmp_path / "missing") == 1
+    for name in ["1", "3", "notes", ".4.abc.tmp"]:
+        (tmp_path / name).mkdir()
+    assert next_version(tmp_path) == 4
+
+
+def test_layout_card_and_parity(exported):
+    result = exported["result"]
+    path = exported["root"] / "pets" / "1"
+    assert result.path == path and result.version == 1
+    assert (path / "saved_model.pb").is_file() and (path / "variables").is_dir()
+    extra = path / "assets.extra"
+    assert (extra / "labels.txt").read_text() == "cat\ndog\nfox\n"
+    meta = json.loads((extra / "tltk.json").read_text())
+    assert meta["kind"] == "image" and meta["task"] == "classification"
+    assert meta["class_names"] == CLASSES and meta["image_size"] == SIZE
+    assert not [p for p in (exported["root"] / "pets").iterdir() if p.name != "1"]  # no temp
+
+    card = json.loads((extra / "model_card.json").read_text())
+    assert card["metrics"] == {"accuracy": 0.5} and card["recipe"] == {"name": "pets"}
+    assert card["libraries"]["tensorflow"] == tf.__version__
+    assert card["libraries"]["keras"] == keras.__version__
+    assert set(card["signatures"]) == {"serving_default", "serve_images"}
+    assert "image_bytes" in card["signatures"]["serving_default"]["inputs"]
+    assert card["exported_at"]
+    markdown = (extra / "model_card.md").read_text()
+    assert (
+        "# pets (version 1)" in markdown
+        and "Parity check passed: max |SavedModel - Keras model| = " in markdown
+    )
+    assert (
+        "- accuracy: 0.5" in markdown
+        and "| `serving_default` | input | `image_bytes` |" in markdown
+    )
+
+    parity = result.parity
+    assert parity == card["parity"]
+    assert parity["passed"] and parity["n"] == 4 and parity["max_abs_diff"] <= 1e-4
+    assert parity["tolerance"] == 1e-4
+    # The child really ran: one fresh interpreter, TensorFlow-only, exited cleanly.
+    (call,) = exported["calls"]
+    assert call.args[:2] == [sys.executable, "-c"] and call.returncode == 0
+    assert "tensorflow" in call.args[2] and "tltk" not in call.args[2]
+
+
+def test_signatures_outputs_match_keras(exported):
+    loaded = tf.saved_model.load(str(exported["result"].path))
+    assert {"serving_default", "serve_images"} <= set(loaded.signatures)
+    images, model = exported["images"], exported["model"]
+    out = loaded.signatures["serving_default"](image_bytes=tf.constant(images))
+    assert set(out) == {"scores", "classes", "top_class", "top_score"}
+    assert out["scores"].dtype == tf.float32 and out["scores"].shape == (4, 3)
+    assert out["classes"].dtype == tf.string and out["classes"].shape == (4, 3)
+    assert out["top_class"].shape == (4,) and out["top_score"].shape == (4,)
+    expected = keras_scores(model, images)  # includes the gray and the RGBA PNG
+    np.testing.assert_allclose(out["scores"].numpy(), expected, atol=1e-5)
+    assert [c.decode() for c in out["classes"].numpy()[0]] == CLASSES
+    assert [c.decode() for c in out["top_class"].numpy()] == [
+        CLASSES[i] for i in expected.argmax(-1)
+    ]
+    np.testing.assert_allclose(out["top_score"].numpy(), expected.max(-1), atol=1e-5)
+
+    pixels = np.random.default_rng(1).uniform(0, 255, (2, 45, 27, 3)).astype("float32")
+    out = loaded.signatures["serve_images"](images=tf.constant(pixels))
+    expected = model.predict(resize_image(tf.constant(pixels), SIZE), verbose=0)
+    np.testing.assert_allclose(out["scores"].numpy(), expected, atol=1e-5)
+    assert out["classes"].shape == (2, 3)
+
+
+def test_versions_are_never_overwritten(exported):
+    root, model = exported["root"], exported["model"]
+    before = tree(root / "pets" / "1")
+    second = export_image_model(
+        model, class_names=CLASSES, image_size=SIZE, export_root=root, name="pets"
+    )
+    assert second.version == 2 and second.path == root / "pets" / "2" and second.parity is None
+    assert tree(root / "pets" / "1") == before
+    snapshot = tree(root)
+    with pytest.raises(FileExistsError, match=r"pets/1 already exists"):
+        export_image_model(
+            model, class_names=CLASSES, image_size=SIZE, export_root=root, name="pets", version=1
+        )
+    assert tree(root) == snapshot
+
+
+def test_failure_midway_leaves_nothing(tmp_path, monkeypatch):
+    def broken(*args, **kwargs):
+        raise OSError("disk full")
+
+    monkeypatch.setattr(export_module, "card_markdown", broken)
+    with pytest.raises(OSError, match="disk full"):
+        export_image_model(
+            tiny_model(), class_names=CLASSES, image_size=SIZE, export_root=tmp_path, name="m"
+        )
+    assert list((tmp_path / "m").iterdir()) == []
+
+
+def test_failed_parity_leaves_nothing(tmp_path, monkeypatch):
+    real = parity_module.reference_outputs
+    monkeypatch.setattr(parity_module, "reference_outputs", lambda *a: real(*a) + 0.01)
+    with pytest.raises(ParityError, match=r"FAILED: max .* = 0\.01.*nothing was exported"):
+        export_image_model(
+            tiny_model(),
+            class_names=CLASSES,
+            image_size=SIZE,
+            export_root=tmp_path,
+            name="m",
+            parity_inputs=sample_images()[:1],
+        )
+    assert list((tmp_path / "m").iterdir()) == []
+
+
+def test_parity_child_refuses_library_code(exported):
+    with pytest.raises(ParityError, match="imported tltk"):
+        check_parity(
+            exported["result"].path,
+            exported["images"][:1],
+            lambda batch: {"scores": np.zeros((1, 3))},
+            input_name="image_bytes",
+            output_key="scores",
+            imports=("tensorflow", "tltk"),
+        )
+
+
+def test_bad_arguments_write_nothing(tmp_path):
+    model = tiny_model()
+    cases = [
+        ({"class_names": ["a", "b"]}, "3 scores but 2 class names"),
+        ({"class_names": CLASSES, "task": "detection"}, "task 'detection'"),
+        ({"class_names": CLASSES, "version": 0}, "positive integer"),
+        ({"class_names": CLASSES, "card": {"parity": 1}}, "written by the export"),
+        ({"class_names": CLASSES, "card": {"image_size": 1}}, "written by the export"),
+    ]
+    for kwargs, message in cases:
+        with pytest.raises(ValueError, match=message):
+            export_image_model(model, image_size=SIZE, export_root=tmp_path, name="m", **kwargs)
+    assert list(tmp_path.iterdir()) == []
+
+
+@pytest.mark.parametrize("task", ["multilabel", "regression"])
+def test_multilabel_and_regression(tmp_path, task):
+    model = tiny_model(1, None) if task == "regression" else tiny_model(3, "sigmoid")
+    names = [] if task == "regression" else CLASSES
+    result = export_image_model(
+        model, class_names=names, image_size=SIZE, export_root=tmp_path, name="m", task=task
+    )
+    images = sample_images()
+    signature = tf.saved_model.load(str(result.path)).signatures["serving_default"]
+    out = signature(image_bytes=tf.constant(images))
+    expected = keras_scores(model, images)
+    if task == "regression":
+        assert set(out) == {"prediction"} and out["prediction"].shape == (4,)
+        np.testing.assert_allclose(out["prediction"].numpy(), expected[:, 0], atol=1e-5)
+        assert not (result.path / "assets.extra" / "labels.txt").exists()
+    else:
+        np.testing.assert_allclose(out["scores"].numpy(), expected, atol=1e-5)
+        assert not np.allclose(out["scores"].numpy().sum(-1), 1.0)  # sigmoids, not a softmax
+    meta = json.loads((result.path / "assets.extra" / "tltk.json").read_text())
+    assert meta["task"] == task

@@ -1,0 +1,268 @@
+"""Export a trained model as a TF-Serving SavedModel with serving signatures, labels and a card.
+
+Layout (TF Serving loads NAME/VERSION/ and ignores `assets.extra/`):
+
+    EXPORT_ROOT/NAME/VERSION/
+        saved_model.pb  fingerprint.pb  variables/
+        assets.extra/labels.txt        class names, one a line, in score order (not regression)
+        assets.extra/tltk.json         kind, task, class names, image size (for `tltk predict`)
+        assets.extra/model_card.json   the trainer's card (recipe, metrics, data) + signatures,
+        assets.extra/model_card.md     library versions, export time, parity result
+
+Signatures of an image model (S = the model's image size):
+
+    serving_default(image_bytes: string [N])            encoded JPEG/PNG/BMP/GIF, decoded with
+                                                        `tltk.data.decode_image` like in training
+    serve_images(images: float32 [N, H, W, 3], 0-255)   any H, W; resized with `resize_image`
+
+Both return, for classification and multi-label (K classes):
+    scores     float32 [N, K]  probabilities in class order (labels.txt order); softmax, or
+                               independent sigmoids for multi-label
+    classes    string  [N, K]  the class names, parallel to `scores` (TF Serving's convention)
+    top_class  string  [N]     the class with the highest score
+    top_score  float32 [N]     its score
+and for regression:
+    prediction float32 [N]
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import TYPE_CHECKING, NamedTuple
+
+import tensorflow as tf
+
+from tltk.data.decode import decode_image, resize_image
+from tltk.io import atomic_directory, atomic_write_json, atomic_write_text
+from tltk.model_card import RESERVED_KEYS, build_card, card_markdown, parity_text
+from tltk.parity import ParityError, check_parity
+
+if TYPE_CHECKING:
+    import keras
+
+TASKS = ("classification", "multilabel", "regression")
+EXTRA_DIR = "assets.extra"
+META_FILE = "tltk.json"
+LABELS_FILE = "labels.txt"
+CARD_JSON, CARD_MD = "model_card.json", "model_card.md"
+
+
+@dataclass
+class ExportResult:
+    path: Path
+    """The version folder, EXPORT_ROOT/NAME/VERSION."""
+    version: int
+    parity: dict | None
+    """{"max_abs_diff", "n", "passed", "tolerance", "child_imports"}; None: not checked."""
+
+
+class Endpoint(NamedTuple):
+    """One serving signature: `fn(batch) -> model output` for inputs matching `spec`."""
+
+    fn: Callable[[tf.Tensor], tf.Tensor]
+    spec: tf.TensorSpec
+    doc: str
+
+
+def version_dirs(model_root: str | Path) -> dict[int, Path]:
+    """The integer-named version folders under NAME/ (temporary and other folders ignored)."""
+    root = Path(model_root)
+    if not root.is_dir():
+        return {}
+    return {
+        int(p.name): p
+        for p in root.iterdir()
+        if p.is_dir() and p.name.isascii() and p.name.isdigit()
+    }
+
+
+def next_version(model_root: str | Path) -> int:
+    """1 + the highest integer sub-folder of `model_root`, or 1."""
+    return max(version_dirs(model_root), default=0) + 1
+
+
+def export_image_model(
+    model: keras.Model,
+    *,
+    class_names: list[str],
+    image_size: int,
+    export_root: str | Path,
+    name: str,
+    version: int | None = None,
+    task: str = "classification",
+    card: dict | None = None,
+    parity_inputs: list[bytes] | None = None,
+) -> ExportResult:
+    """Write `model` (float32 images [N, S, S, 3] in 0-255 -> scores) to EXPORT_ROOT/NAME/VERSION.
+
+    With `parity_inputs` (encoded images), the written SavedModel is run in a fresh
+    TensorFlow-only process and must match `model.predict` to 1e-4, else ParityError and no
+    version folder appears. An existing version is never overwritten (FileExistsError).
+    """
+    pixels = tf.TensorSpec([image_size, image_size, 3], tf.float32)
+
+    def from_bytes(encoded: tf.Tensor) -> tf.Tensor:
+        images = tf.map_fn(
+            lambda e: decode_image(e, image_size), encoded, fn_output_signature=pixels
+        )
+        return model(images, training=False)
+
+    def from_images(images: tf.Tensor) -> tf.Tensor:
+        return model(resize_image(images, image_size), training=False)
+
+    endpoints = {
+        "serving_default": Endpoint(
+            from_bytes,
+            tf.TensorSpec([None], tf.string, name="image_bytes"),
+            "string [N]: encoded JPEG/PNG/BMP/GIF images (gray and RGBA become RGB, a GIF's "
+            f"first frame), decoded and resized to {image_size}x{image_size} as in training",
+        ),
+        "serve_images": Endpoint(
+            from_images,
+            tf.TensorSpec([None, None, None, 3], tf.float32, name="images"),
+            f"float32 [N, H, W, 3]: RGB pixels in 0-255, any H and W (resized to {image_size})",
+        ),
+    }
+    return _export(
+        model,
+        endpoints,
+        meta={
+            "kind": "image",
+            "task": task,
+            "class_names": list(class_names),
+            "image_size": image_size,
+        },
+        export_root=export_root,
+        name=name,
+        version=version,
+        card=card,
+        parity_inputs=parity_inputs,
+    )
+
+
+def _export(
+    model: keras.Model,
+    endpoints: dict[str, Endpoint],
+    *,
+    meta: dict,
+    export_root: str | Path,
+    name: str,
+    version: int | None,
+    card: dict | None,
+    parity_inputs: Sequence[bytes | str] | None,
+    imports: Sequence[str] = ("tensorflow",),
+    track: Sequence = (),
+) -> ExportResult:
+    """The one export mechanism; image and text exports differ only in endpoints and meta.
+
+    `meta` (kind, task, class_names, ...) goes to tltk.json. `imports`: the modules a process
+    needs to load the model (text: also "tensorflow_text"). `track`: objects the endpoints use
+    besides `model` (e.g. a text preprocessor with lookup tables).
+    """
+    import keras
+
+    _check(model, meta, name, version, card or {})
+    task, class_names = meta["task"], meta["class_names"]
+    root = Path(export_root) / name
+    version = next_version(root) if version is None else version
+    final = root / str(version)
+    if final.exists():
+        raise FileExistsError(
+            f"{final} already exists; versions are never overwritten: pass another version "
+            f"or leave it unset (next free: {next_version(root)})"
+        )
+    archive = keras.export.ExportArchive()
+    for resource in (model, *track):
+        archive.track(resource)
+    serve = {sig: _with_outputs(e.fn, class_names, task) for sig, e in endpoints.items()}
+    for sig, endpoint in endpoints.items():  # traced here: errors come before anything is written
+        archive.add_endpoint(sig, serve[sig], input_signature=[endpoint.spec])
+    meta = {
+        **meta,
+        "signature": "serving_default",
+        "input": endpoints["serving_default"].spec.name,
+        "imports": list(imports),
+    }
+    with atomic_directory(final) as tmp:
+        archive.write_out(str(tmp), verbose=False)
+        extra = tmp / EXTRA_DIR
+        extra.mkdir()
+        if task != "regression":
+            atomic_write_text(extra / LABELS_FILE, "".join(f"{c}\n" for c in class_names))
+        atomic_write_json(extra / META_FILE, meta)
+        result = None
+        if parity_inputs:
+            result = check_parity(
+                tmp,
+                parity_inputs,
+                serve["serving_default"],
+                input_name=meta["input"],
+                output_key="prediction" if task == "regression" else "scores",
+                imports=imports,
+            )
+            if not result["passed"]:
+                raise ParityError(
+                    f"parity check {parity_text(result)}; nothing was exported "
+                    f"({final} not created)"
+                )
+        signatures = {
+            sig: {"inputs": {e.spec.name: e.doc}, "outputs": _output_doc(task)}
+            for sig, e in endpoints.items()
+        }
+        doc = build_card(name, version, meta, signatures, result, card or {})
+        atomic_write_json(extra / CARD_JSON, doc)
+        atomic_write_text(extra / CARD_MD, card_markdown(doc))
+    return ExportResult(final, version, result)
+
+
+def _check(model, meta: dict, name: str, version, card: dict) -> None:
+    task, class_names = meta["task"], meta["class_names"]
+    if task not in TASKS:
+        raise ValueError(f"task {task!r}: expected one of {', '.join(TASKS)}")
+    if not re.fullmatch(r"[A-Za-z0-9][A-Za-z0-9._-]*", name):
+        raise ValueError(f"model name {name!r}: use letters, digits, '.', '_', '-' (a folder name)")
+    if version is not None and (type(version) is not int or version < 1):
+        raise ValueError(f"version {version!r}: expected a positive integer")
+    width = model.output_shape[-1] if len(model.output_shape) > 1 else 1
+    if task == "regression" and width != 1:
+        raise ValueError(f"regression export: the model outputs {width} values per example, not 1")
+    if task != "regression" and width != len(class_names):
+        raise ValueError(
+            f"the model outputs {width} scores but {len(class_names)} class names were given"
+        )
+    clash = sorted(set(card) & (RESERVED_KEYS | set(meta)))
+    if clash:
+        raise ValueError(f"card keys {clash} are written by the export itself; rename them")
+
+
+def _with_outputs(fn, class_names: list[str], task: str):
+    """Wrap `fn` so that it returns the documented output dict (see the module docstring)."""
+
+    def serve(x):
+        scores = tf.cast(fn(x), tf.float32)
+        if task == "regression":
+            return {"prediction": tf.reshape(scores, [-1])}
+        names = tf.constant(class_names, dtype=tf.string)
+        return {
+            "scores": scores,
+            "classes": tf.tile(names[tf.newaxis], [tf.shape(scores)[0], 1]),
+            "top_class": tf.gather(names, tf.argmax(scores, axis=-1)),
+            "top_score": tf.reduce_max(scores, axis=-1),
+        }
+
+    return serve
+
+
+def _output_doc(task: str) -> dict[str, str]:
+    if task == "regression":
+        return {"prediction": "float32 [N]: the predicted value"}
+    kind = "independent (sigmoid) probability" if task == "multilabel" else "probability"
+    return {
+        "scores": f"float32 [N, K]: {kind} of each class, in class order (labels.txt)",
+        "classes": "string [N, K]: the class names, parallel to scores",
+        "top_class": "string [N]: the class with the highest score",
+        "top_score": "float32 [N]: that highest score",
+    }
