@@ -1,0 +1,147 @@
+"""The tf.data pipeline: shapes, dtypes, label encodings, order, cache, determinism."""
+
+from __future__ import annotations
+
+import io
+
+import numpy as np
+import pytest
+import tensorflow as tf
+from helpers import make_image_folder
+from PIL import Image
+
+from tltk.data import Split, build_pipeline, class_weights
+from tltk.data.pipeline import should_cache
+
+
+def _split(tmp_path, counts=None) -> Split:
+    root = make_image_folder(tmp_path / "images", counts or {"a": 5, "b": 3, "c": 2})
+    paths = sorted(str(p) for p in root.glob("*/*.png"))
+    labels = np.array([["a", "b", "c"].index(p.split("/")[-2]) for p in paths])
+    return Split(np.array(paths, dtype=object), labels, "path", paths)
+
+
+def _all(ds):
+    xs, ys = zip(*[(x.numpy(), y.numpy()) for x, y in ds], strict=True)
+    return np.concatenate(xs), np.concatenate(ys)
+
+
+def test_shapes_dtypes_one_hot_and_order(tmp_path):
+    split = _split(tmp_path)
+    ds = build_pipeline(split, num_classes=3, image_size=8, batch_size=4, training=False, seed=0)
+    batches = [(x, y) for x, y in ds]
+    assert [int(x.shape[0]) for x, _ in batches] == [4, 4, 2]  # no remainder dropped
+    x, y = batches[0]
+    assert x.dtype == tf.float32 and x.shape[1:] == (8, 8, 3) and y.dtype == tf.float32
+    images, labels = _all(ds)
+    assert 0 <= images.min() and images.max() <= 255 and images.max() > 1  # 0..255, not 0..1
+    np.testing.assert_array_equal(labels, np.eye(3)[split.labels])  # one-hot, split's order
+    first = np.asarray(Image.open(split.examples[0]).resize((8, 8), Image.BILINEAR), np.float32)
+    assert np.abs(images[0] - first).mean() < 12  # the right file, roughly the right pixels
+
+
+def test_training_is_shuffled_each_epoch_and_deterministic(tmp_path):
+    split = _split(tmp_path, {"a": 10, "b": 10})
+
+    def epochs(seed, cache):
+        ds = build_pipeline(
+            split, num_classes=2, image_size=8, batch_size=5, training=True, seed=seed, cache=cache
+        )
+        return [_all(ds)[1].argmax(1).tolist() for _ in range(2)]
+
+    for cache in ("memory", "none"):
+        first = epochs(3, cache)
+        assert first == epochs(3, cache)  # same seed, same order, epoch by epoch
+        assert first[0] != first[1]  # reshuffled each epoch
+        assert sorted(first[0]) == sorted(split.labels.tolist())  # every example once
+    assert epochs(3, "memory") != epochs(4, "memory")
+
+
+def test_augment_runs_per_batch_after_cache(tmp_path):
+    split = _split(tmp_path)
+    calls = []
+
+    def augment(images, labels):
+        calls.append(images.shape.as_list())  # traced once, with the batch shape
+        return images * 0.0 + 1.0, labels
+
+    ds = build_pipeline(
+        split,
+        num_classes=3,
+        image_size=8,
+        batch_size=4,
+        training=True,
+        seed=0,
+        augment=augment,
+        cache="memory",
+    )
+    images, _ = _all(ds)
+    assert calls == [[None, 8, 8, 3]] and np.all(images == 1.0)
+    images, _ = _all(ds)  # the cache holds decoded, un-augmented images
+    assert np.all(images == 1.0)
+
+
+def test_multilabel_regression_bytes_and_text(tmp_path):
+    split = _split(tmp_path)
+    multi_hot = np.eye(3, dtype=np.float32)[split.labels]
+    multi_hot[0, 2] = 1.0
+    ml = Split(split.examples, multi_hot, "path")
+    _, y = _all(
+        build_pipeline(
+            ml, num_classes=3, image_size=8, batch_size=4, training=False, seed=0, multi_label=True
+        )
+    )
+    np.testing.assert_array_equal(y, multi_hot)
+
+    reg = Split(split.examples, np.linspace(0, 1, len(split)), "path")
+    _, y = _all(
+        build_pipeline(
+            reg, num_classes=1, image_size=8, batch_size=4, training=False, seed=0, regression=True
+        )
+    )
+    assert y.dtype == np.float32 and y.shape == (len(split),)
+
+    encoded = []
+    for value in (10, 250):
+        buffer = io.BytesIO()
+        Image.new("RGB", (12, 12), (value,) * 3).save(buffer, "PNG")
+        encoded.append(buffer.getvalue())
+    as_bytes = Split(np.array(encoded, dtype=object), np.array([0, 1]), "bytes")
+    x, y = _all(
+        build_pipeline(as_bytes, num_classes=2, image_size=8, batch_size=2, training=False, seed=0)
+    )
+    assert x.shape == (2, 8, 8, 3)
+    np.testing.assert_allclose(x[:, 0, 0, 0], [10, 250], atol=1e-3)
+
+    texts = Split(np.array(["good", "bad", "meh"], dtype=object), np.array([0, 1, 1]), "text")
+    x, y = next(
+        iter(
+            build_pipeline(
+                texts, num_classes=2, image_size=None, batch_size=3, training=False, seed=0
+            )
+        )
+    )
+    assert x.dtype == tf.string and x.numpy().tolist() == [b"good", b"bad", b"meh"]
+    assert y.shape == (3, 2)
+
+
+def test_cache_auto_threshold():
+    assert should_cache(1000, 32)  # 12 MB
+    assert not should_cache(100_000, 224)  # 60 GB
+    assert not should_cache(10, None)
+    with pytest.raises(ValueError, match="cache"):
+        build_pipeline(
+            Split(np.array(["x"]), np.array([0])),
+            num_classes=2,
+            image_size=8,
+            batch_size=1,
+            training=False,
+            seed=0,
+            cache="disk",
+        )
+
+
+def test_class_weights_balanced():
+    weights = class_weights(np.array([0, 0, 0, 1]), 3)
+    assert weights == {0: pytest.approx(4 / 6), 1: pytest.approx(2.0), 2: 1.0}
+    assert class_weights(np.eye(2)[[0, 1, 1, 1]], 2) == {0: 2.0, 1: pytest.approx(4 / 6)}

@@ -1,0 +1,323 @@
+"""Where examples come from: an image folder tree, a CSV manifest, or TensorFlow Datasets.
+
+Each reader returns a `SourceData`: class names, the splits the source itself defines (only
+`train` when it defines none), and what it skipped. Splitting, cleaning and checks happen later,
+in one place (`tltk.data.images`), whatever the source.
+"""
+
+from __future__ import annotations
+
+import csv
+import io
+import json
+import os
+import socket
+import threading
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+
+from tltk.data.errors import DataError
+from tltk.data.splits import SPLIT_ALIASES
+from tltk.data.types import Split
+from tltk.recipe import DataConfig
+
+IMAGE_EXTENSIONS = frozenset({".jpg", ".jpeg", ".png", ".bmp", ".gif", ".webp"})
+"""What a folder source reads (case-insensitive): the formats `tf.io.decode_image` decodes."""
+
+SPLIT_COLUMN = "split"
+
+
+@dataclass
+class SourceData:
+    """What a source gives before splitting and cleaning."""
+
+    class_names: list[str]
+    splits: dict[str, Split]
+    """Canonical split names (train/val/test); just `train` when the source has no splits."""
+    description: dict
+    ignored: list[str] = field(default_factory=list)
+    """Files that are not images (folder source)."""
+    missing: list[dict] = field(default_factory=list)
+    """Manifest rows whose file does not exist: {"origin": "x.csv:line 3", "file": ...}."""
+
+
+def read_source(cfg: DataConfig, *, multi_label: bool, regression: bool) -> SourceData:
+    """Dispatch on `cfg.source` (folder, csv, tfds)."""
+    if cfg.source == "folder":
+        if regression:
+            raise DataError(
+                "data.source folder gives class labels; regression needs a csv manifest"
+            )
+        return read_folder(_need_path(cfg), cfg.splits, multi_label=multi_label)
+    if cfg.source == "csv":
+        return read_csv(_need_path(cfg), cfg, multi_label=multi_label, regression=regression)
+    if cfg.source == "tfds":
+        return read_tfds(cfg, multi_label=multi_label)
+    raise DataError(f"data.source {cfg.source!r} is not an image source (use folder, csv or tfds)")
+
+
+def _need_path(cfg: DataConfig) -> Path:
+    if not cfg.path:
+        raise DataError(f"data.path is required for data.source {cfg.source}")
+    path = Path(cfg.path).expanduser()
+    if not path.exists():
+        raise DataError(f"data.path {path} does not exist; check the path in the recipe")
+    return path
+
+
+def _canonical_split(name: str, where: str) -> str:
+    canonical = SPLIT_ALIASES.get(name.strip().lower())
+    if canonical is None:
+        raise DataError(f"{where}: unknown split {name!r}; use one of train, val, test")
+    return canonical
+
+
+def _one_hot(ids: np.ndarray, k: int) -> np.ndarray:
+    out = np.zeros((len(ids), k), dtype=np.float32)
+    out[np.arange(len(ids)), ids] = 1.0
+    return out
+
+
+# --------------------------------------------------------------------------- folder
+
+
+def read_folder(root: Path, splits: dict[str, str], *, multi_label: bool = False) -> SourceData:
+    """`root/<class>/**/<image>`, or `root/<split>/<class>/...` for each entry of `splits`.
+
+    With no `splits`, a root whose sub-folders are all split names (train, val, test) holding
+    class folders is read as pre-split, which is what `tltk.data.offline` writes.
+    """
+    if not root.is_dir():
+        raise DataError(f"data.path {root} is not a folder; a folder source needs class folders")
+    if not splits:
+        subdirs = _subdirs(root)
+        if (
+            subdirs
+            and "train" in subdirs
+            and all(d.lower() in SPLIT_ALIASES and _subdirs(root / d) for d in subdirs)
+        ):
+            splits = {d: d for d in subdirs}
+    layout = {_canonical_split(k, "data.splits"): root / v for k, v in splits.items()}
+    if not layout:
+        layout = {"train": root}
+    ignored: list[str] = []
+    files: dict[str, dict[str, list[str]]] = {}
+    for split, folder in layout.items():
+        if not folder.is_dir():
+            raise DataError(f"split folder {folder} (data.splits.{split}) does not exist")
+        files[split] = _scan_classes(folder, ignored)
+    class_names = sorted({c for per_class in files.values() for c in per_class})
+    index = {c: i for i, c in enumerate(class_names)}
+    out = {}
+    for split, per_class in files.items():
+        paths = [p for c in sorted(per_class) for p in per_class[c]]
+        ids = np.array([index[c] for c in sorted(per_class) for _ in per_class[c]], dtype=np.int64)
+        labels = _one_hot(ids, len(class_names)) if multi_label else ids
+        out[split] = Split(np.array(paths, dtype=object), labels, "path", list(paths))
+    return SourceData(class_names, out, {"type": "folder", "path": str(root)}, ignored)
+
+
+def _subdirs(folder: Path) -> list[str]:
+    return sorted(e.name for e in os.scandir(folder) if e.is_dir() and not e.name.startswith("."))
+
+
+def _scan_classes(folder: Path, ignored: list[str]) -> dict[str, list[str]]:
+    classes = _subdirs(folder)
+    if not classes:
+        raise DataError(
+            f"{folder} has no class sub-folders; lay images out as {folder}/<class>/<image>"
+        )
+    ignored.extend(str(folder / e.name) for e in os.scandir(folder) if e.is_file())
+    per_class = {}
+    for name in classes:
+        images = []
+        for dirpath, dirnames, filenames in os.walk(folder / name):
+            dirnames[:] = sorted(d for d in dirnames if not d.startswith("."))
+            for f in sorted(filenames):
+                path = os.path.join(dirpath, f)
+                is_image = os.path.splitext(f)[1].lower() in IMAGE_EXTENSIONS
+                (images if is_image and not f.startswith(".") else ignored).append(path)
+        if not images:
+            raise DataError(
+                f"class folder {folder / name} contains no images "
+                f"({' '.join(sorted(IMAGE_EXTENSIONS))}); add images or remove the folder"
+            )
+        per_class[name] = images
+    return per_class
+
+
+# --------------------------------------------------------------------------- csv manifest
+
+
+def read_csv(
+    manifest: Path, cfg: DataConfig, *, multi_label: bool = False, regression: bool = False
+) -> SourceData:
+    """A manifest with an image column (relative to the manifest's folder) and a label column.
+
+    Multi-label cells hold several labels joined by `cfg.label_delimiter`, or a JSON list.
+    An optional `split` column (train/val/test) assigns rows to splits.
+    """
+    with open(manifest, newline="", encoding="utf-8-sig") as f:
+        reader = csv.DictReader(f)
+        columns = reader.fieldnames or []
+        for needed in (cfg.image_column, cfg.label_column):
+            if needed not in columns:
+                key = "image_column" if needed == cfg.image_column else "label_column"
+                raise DataError(
+                    f"{manifest}: no column {needed!r} (data.{key}); columns are {columns}"
+                )
+        rows = [(reader.line_num, row) for row in reader]
+    base = manifest.parent
+    records, missing, seen = [], [], set()
+    for line, row in rows:
+        origin = f"{manifest}:line {line}"
+        cell = (row.get(cfg.image_column) or "").strip()
+        path = Path(cell) if os.path.isabs(cell) else base / cell
+        label = _parse_label(row.get(cfg.label_column) or "", origin, cfg, multi_label, regression)
+        if not regression:  # from every row: a class whose files are all missing still shows
+            seen.update(label if multi_label else [label])
+        split = (
+            _canonical_split(row.get(SPLIT_COLUMN) or "", origin)
+            if SPLIT_COLUMN in columns
+            else "train"
+        )
+        if not cell or not path.is_file():
+            missing.append({"origin": origin, "file": str(path)})
+            continue
+        records.append((split, str(path), label, origin))
+    class_names = [cfg.label_column] if regression else sorted(seen)
+    index = {c: i for i, c in enumerate(class_names)}
+    out = {}
+    for split in dict.fromkeys(r[0] for r in records):
+        chosen = [r for r in records if r[0] == split]
+        if regression:
+            labels = np.array([r[2] for r in chosen], dtype=np.float32)
+        elif multi_label:
+            labels = np.zeros((len(chosen), len(class_names)), dtype=np.float32)
+            for i, r in enumerate(chosen):
+                labels[i, [index[x] for x in r[2]]] = 1.0
+        else:
+            labels = np.array([index[r[2]] for r in chosen], dtype=np.int64)
+        paths = np.array([r[1] for r in chosen], dtype=object)
+        out[split] = Split(paths, labels, "path", [r[3] for r in chosen])
+    return SourceData(class_names, out, {"type": "csv", "path": str(manifest)}, [], missing)
+
+
+def _labels_of(cell: str, cfg: DataConfig) -> list[str]:
+    cell = cell.strip()
+    if cell.startswith("["):
+        return [str(x).strip() for x in json.loads(cell) if str(x).strip()]
+    parts = cell.split(cfg.label_delimiter) if cfg.label_delimiter else [cell]
+    return [p.strip() for p in parts if p.strip()]
+
+
+def _parse_label(cell: str, origin: str, cfg: DataConfig, multi_label: bool, regression: bool):
+    if regression:
+        try:
+            return float(cell)
+        except ValueError:
+            raise DataError(f"{origin}: label {cell!r} is not a number (regression)") from None
+    if multi_label:
+        try:
+            return _labels_of(cell, cfg)
+        except json.JSONDecodeError as e:
+            raise DataError(
+                f"{origin}: label cell {cell!r} is not a valid JSON list: {e}"
+            ) from None
+    if not cell.strip():
+        raise DataError(f"{origin}: empty label in column {cfg.label_column!r}")
+    return cell.strip()
+
+
+# --------------------------------------------------------------------------- tfds
+
+PROBE_HOST = ("storage.googleapis.com", 443)
+
+
+def network_reachable(host: tuple[str, int] = PROBE_HOST, timeout: float = 3.0) -> bool:
+    """Can we open a TCP connection to the tfds download host within `timeout` seconds?
+
+    Without it `download_and_prepare` hangs for minutes before failing. The probe runs in a
+    thread because a DNS lookup is not bound by the socket timeout.
+    """
+    result = []
+
+    def probe() -> None:
+        try:
+            socket.create_connection(host, timeout=timeout).close()
+            result.append(True)
+        except OSError:
+            pass
+
+    thread = threading.Thread(target=probe, daemon=True)
+    thread.start()
+    thread.join(timeout + 1.0)
+    return bool(result)
+
+
+def read_tfds(cfg: DataConfig, *, multi_label: bool = False) -> SourceData:
+    """A TensorFlow Datasets image dataset, read as encoded bytes (decoded later, in tf.data)."""
+    import tensorflow_datasets as tfds
+
+    if not cfg.name:
+        raise DataError("data.name is required for data.source tfds (e.g. tf_flowers)")
+    try:
+        builder = tfds.builder(cfg.name, data_dir=cfg.data_dir)
+    except Exception as e:  # tfds raises several types for unknown names
+        raise DataError(f"tfds dataset {cfg.name!r}: {e}") from None
+    if not builder.is_prepared():
+        how = (
+            f"prepare it once on a machine with network (tfds.builder({cfg.name!r}, "
+            f"data_dir={cfg.data_dir!r}).download_and_prepare()) and copy {builder.data_dir}, "
+            "or export the images to class folders and use data.source: folder"
+        )
+        if not cfg.download:
+            raise RuntimeError(
+                f"tfds dataset {cfg.name!r} is not prepared in {builder.data_dir} and "
+                f"data.download is false: {how}"
+            )
+        if not network_reachable():
+            raise RuntimeError(
+                f"tfds dataset {cfg.name!r} is not prepared in {builder.data_dir} and "
+                f"{PROBE_HOST[0]} is unreachable (no network), so it cannot be downloaded: {how}"
+            )
+        builder.download_and_prepare()
+    image_key, label_key = builder.info.supervised_keys or ("image", "label")
+    label_feature = builder.info.features[label_key]
+    class_names = [str(n) for n in getattr(label_feature, "names", None) or []]
+    if not class_names:
+        raise DataError(f"tfds dataset {cfg.name!r}: label {label_key!r} is not a class label")
+    if cfg.splits:
+        wanted = {_canonical_split(k, "data.splits"): v for k, v in cfg.splits.items()}
+    else:  # the dataset's own splits; a dataset with only `train` gets split later
+        wanted = {SPLIT_ALIASES[s]: s for s in builder.info.splits if s in SPLIT_ALIASES}
+        wanted = wanted or {"train": "train"}
+    out = {}
+    for split, tfds_split in wanted.items():
+        ds = builder.as_dataset(split=tfds_split, decoders={image_key: tfds.decode.SkipDecoding()})
+        images, ids = [], []
+        for batch in ds.batch(1024).as_numpy_iterator():
+            images.extend(_as_encoded(batch[image_key]))
+            ids.append(batch[label_key])
+        ids = np.concatenate(ids).astype(np.int64) if ids else np.zeros(0, np.int64)
+        labels = _one_hot(ids, len(class_names)) if multi_label else ids
+        origins = [f"tfds:{cfg.name}/{tfds_split}[{i}]" for i in range(len(images))]
+        out[split] = Split(np.array(images, dtype=object), labels, "bytes", origins)
+    description = {"type": "tfds", "name": cfg.name, "data_dir": str(builder.data_dir)}
+    return SourceData(class_names, out, description)
+
+
+def _as_encoded(images: np.ndarray) -> list[bytes]:
+    """Encoded bytes as they are; decoded uint8 arrays (some builders, some mocks) -> PNG."""
+    if images.dtype == object or images.dtype.kind == "S":
+        return [bytes(x) for x in images]
+    from PIL import Image
+
+    out = []
+    for array in images:
+        buffer = io.BytesIO()
+        Image.fromarray(array.squeeze(-1) if array.shape[-1] == 1 else array).save(buffer, "PNG")
+        out.append(buffer.getvalue())
+    return out
