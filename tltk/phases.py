@@ -86,6 +86,25 @@ def set_trainable(
                 for sub in layer._flatten_layers():
                     if isinstance(sub, keras.layers.BatchNormalization):
                         sub.trainable = False
+            for sub in layer._flatten_layers():
+                if getattr(sub, "lora_enabled", False):
+                    _lora_only(sub, on)
+
+
+def _lora_only(layer: keras.layers.Layer, on: bool) -> None:
+    """A LoRA layer trains its two factors only: `layer.trainable = True` above re-enabled its
+    base kernel and bias, so freeze them again.
+
+    Loading weights (as each later phase does) merges the LoRA update into the kernel and zeroes
+    both factors, where their gradients are zero too; re-draw A so LoRA can learn again (B stays
+    zero, so the layer's output does not change).
+    """
+    factors = (layer.lora_kernel_a, layer.lora_kernel_b)
+    for v in layer.weights:
+        v.trainable = on and any(v is f for f in factors)
+    a = layer.lora_kernel_a
+    if on and not keras.ops.any(keras.ops.convert_to_tensor(a) != 0):
+        a.assign(keras.initializers.HeUniform()(a.shape, dtype=a.dtype))
 
 
 def lr_multipliers(
