@@ -15,7 +15,10 @@ Signatures of an image model (S = the model's image size):
                                                         `tltk.data.decode_image` like in training
     serve_images(images: float32 [N, H, W, 3], 0-255)   any H, W; resized with `resize_image`
 
-Both return, for classification and multi-label (K classes):
+A text model has one signature, `serving_default(texts: string [N])`: raw UTF-8 strings,
+tokenized inside the model exactly as in training (load it after `import tensorflow_text`).
+
+All of them return, for classification and multi-label (K classes):
     scores     float32 [N, K]  probabilities in class order (labels.txt order); softmax, or
                                independent sigmoids for multi-label
     classes    string  [N, K]  the class names, parallel to `scores` (TF Serving's convention)
@@ -140,6 +143,62 @@ def export_image_model(
         version=version,
         card=card,
         parity_inputs=parity_inputs,
+    )
+
+
+def export_text_model(
+    model: keras.Model,
+    *,
+    preprocessor,
+    class_names: list[str],
+    export_root: str | Path,
+    name: str,
+    version: int | None = None,
+    task: str = "classification",
+    card: dict | None = None,
+    parity_inputs: list[str] | None = None,
+) -> ExportResult:
+    """Write a text model (token inputs -> scores) with its tokenizer inside, so that
+    `serving_default(texts: string [N])` takes raw UTF-8 strings; outputs as for images.
+
+    `preprocessor` maps a batch of strings to the model's inputs (a KerasHub
+    TextClassifierPreprocessor or a TextVectorization layer). A process that loads the model
+    needs `import tensorflow_text` first (its tokenizer ops); tltk.json lists it under "imports"
+    and the parity child imports exactly tensorflow and tensorflow_text.
+    """
+    if not preprocessor.built:  # ExportArchive tracks built layers only
+        preprocessor(tf.constant([""]))
+
+    def from_texts(texts: tf.Tensor) -> tf.Tensor:
+        return model(preprocessor(texts), training=False)
+
+    length = getattr(preprocessor, "sequence_length", None) or preprocessor.get_config().get(
+        "output_sequence_length"
+    )
+    endpoints = {
+        "serving_default": Endpoint(
+            from_texts,
+            tf.TensorSpec([None], tf.string, name="texts"),
+            f"string [N]: raw UTF-8 texts, tokenized inside the model as in training (at most "
+            f"{length} tokens each; longer texts are cut)",
+        )
+    }
+    return _export(
+        model,
+        endpoints,
+        meta={
+            "kind": "text",
+            "task": task,
+            "class_names": list(class_names),
+            "sequence_length": length,
+        },
+        export_root=export_root,
+        name=name,
+        version=version,
+        card=card,
+        parity_inputs=parity_inputs,
+        imports=("tensorflow", "tensorflow_text"),
+        track=(preprocessor,),
     )
 
 

@@ -97,6 +97,25 @@ def predict_images(
     return results
 
 
+def predict_texts(
+    model_dir: str | Path | Exported,
+    texts: Iterable[str],
+    *,
+    top_k: int = 5,
+    batch_size: int = 64,
+) -> list[dict]:
+    """Predict raw texts with an exported text model; results in input order, "input" = text."""
+    _check_sizes(top_k, batch_size)
+    exported = _as_exported(model_dir, "text")
+    texts = [str(t) for t in texts]
+    results = []
+    for start in range(0, len(texts), batch_size):
+        results += _predict_batch(
+            exported, [(t, t, None) for t in texts[start : start + batch_size]], top_k
+        )
+    return results
+
+
 def _read(path: Path) -> tuple[str, bytes | None, str | None]:
     try:
         return str(path), path.read_bytes(), None
