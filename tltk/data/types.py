@@ -1,0 +1,62 @@
+"""The two values the data layer hands on: one split of examples, and a whole labelled dataset."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+import numpy as np
+
+
+@dataclass
+class Split:
+    """The examples of one split, aligned with their labels.
+
+    Args:
+        examples: object array [N]: file paths (kind "path"), encoded image bytes ("bytes") or
+            raw strings ("text").
+        labels: class ids [N] (multi-class), multi-hot float [N, K] (multi-label) or float [N]
+            (regression).
+        kind: "path", "bytes" or "text"; says how the pipeline reads an example.
+        origins: where each example came from (a file, `file.csv:line 7`, `tfds:train[12]`),
+            for reports and error messages; None means the examples name themselves.
+    """
+
+    examples: np.ndarray
+    labels: np.ndarray
+    kind: str = "path"
+    origins: list[str] | None = None
+
+    def __post_init__(self) -> None:
+        self.examples = np.asarray(self.examples, dtype=object)
+        self.labels = np.asarray(self.labels)
+        if len(self.examples) != len(self.labels):
+            raise ValueError(
+                f"a split needs one label per example: {len(self.examples)} examples, "
+                f"{len(self.labels)} labels"
+            )
+        if self.origins is not None and len(self.origins) != len(self.examples):
+            raise ValueError("a split needs one origin per example")
+
+    def __len__(self) -> int:
+        return len(self.examples)
+
+    def subset(self, index: np.ndarray | list[int]) -> Split:
+        """The examples at `index`, in that order (labels and origins follow)."""
+        index = np.asarray(index, dtype=np.int64)
+        origins = [self.origins[i] for i in index] if self.origins is not None else None
+        return Split(self.examples[index], self.labels[index], self.kind, origins)
+
+
+@dataclass
+class LabelledData:
+    """Class names in label order, the splits (train, and val/test when non-empty), the report
+    of what loading and cleaning found."""
+
+    class_names: list[str]
+    splits: dict[str, Split]
+    multi_label: bool = False
+    report: dict = field(default_factory=dict)
+
+    @property
+    def num_classes(self) -> int:
+        return len(self.class_names)
