@@ -30,15 +30,6 @@ def phase_callbacks(
         return name if has_val or not name.startswith("val_") else name[4:]
 
     out: list[keras.callbacks.Callback] = []
-    if cfg.backup:
-        # Kept until the phase is recorded as done, so a kill between the end of fit() and that
-        # record resumes at the phase's last epoch rather than redoing the phase.
-        out.append(
-            keras.callbacks.BackupAndRestore(
-                str(run.dir / "backup" / f"phase{index}"), delete_checkpoint=False
-            )
-        )
-    out.append(PhaseProgress(run, index))
     if cfg.terminate_on_nan:
         out.append(keras.callbacks.TerminateOnNaN())
     if cfg.early_stopping is not None:
@@ -76,4 +67,15 @@ def phase_callbacks(
         out.append(keras.callbacks.CSVLogger(str(run.dir / "history.csv"), append=True))
     if cfg.tensorboard:
         out.append(keras.callbacks.TensorBoard(str(run.dir / "tensorboard"), write_graph=False))
+    # Last, in this order: an epoch's log rows are written before its backup, and its backup
+    # before its progress record, so a kill at any point resumes without losing a row.
+    if cfg.backup:
+        # Kept until the phase is recorded as done, so a kill between the end of fit() and that
+        # record resumes at the phase's last epoch rather than redoing the phase.
+        out.append(
+            keras.callbacks.BackupAndRestore(
+                str(run.dir / "backup" / f"phase{index}"), delete_checkpoint=False
+            )
+        )
+    out.append(PhaseProgress(run, index))
     return out

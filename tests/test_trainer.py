@@ -1,0 +1,184 @@
+"""The trainer end to end: phases, epoch count across phases, kill-and-resume, run folders."""
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+import pytest
+import yaml
+from helpers import make_image_folder
+
+import tltk
+
+
+def tiny_recipe(tmp_path, **extra):
+    data = make_image_folder(tmp_path / "images", {"a": 12, "b": 12, "c": 12}, size=32)
+    recipe = {
+        "name": "tiny",
+        "data": {"path": str(data), "val_fraction": 0.2, "test_fraction": 0.2},
+        "backbone": {"name": "mobilenet_v3_small", "weights": "none", "image_size": 32},
+        "phases": [
+            {"name": "head", "train": "head", "epochs": 2, "learning_rate": 0.01},
+            {"name": "top", "train": "top:1", "epochs": 4, "learning_rate": 0.001},
+        ],
+        "train": {
+            "batch_size": 8,
+            "runs_dir": str(tmp_path / "runs"),
+            "verbose": 2,
+            "callbacks": {"early_stopping": None, "tensorboard": False},
+        },
+        "export": {"enabled": False},
+    }
+    for key, value in extra.items():
+        section, _, field = key.partition("__")
+        recipe.setdefault(section, {})[field] = value
+    return recipe
+
+
+def test_train_returns_model_history_metrics_and_writes_the_run(tmp_path):
+    result = tltk.train(tiny_recipe(tmp_path))
+    run = result.run_dir
+    assert result.model.output.shape[-1] == 3
+    assert result.history["epoch"] == [0, 1, 2, 3, 4, 5]  # epochs continue across phases
+    state = json.loads((run / "state.json").read_text())
+    assert [(p["start_epoch"], p["end_epoch"]) for p in state["phases"]] == [(0, 2), (2, 6)]
+    assert state["finished"]
+    for name in [
+        "recipe.yaml",
+        "data_report.json",
+        "metrics.json",
+        "history.csv",
+        "model.weights.h5",
+        "backbone.weights.h5",
+        "learning_curves.png",
+        "confusion_matrix.png",
+        "classes.json",
+    ]:
+        assert (run / name).is_file(), name
+    metrics = json.loads((run / "metrics.json").read_text())
+    assert metrics["n"] == result.metrics["n"] > 0 and 0 <= metrics["accuracy"] <= 1
+    assert (run.parent / "latest").resolve() == run.resolve()
+    # The resolved recipe is written with the run and loads back as the same recipe.
+    assert tltk.load_recipe(run / "recipe.yaml").phases[1].train == "top:1"
+    # A second run of the same recipe gets its own folder; the first is untouched.
+    before = (run / "metrics.json").read_bytes()
+    second = tltk.train(tiny_recipe(tmp_path))
+    assert second.run_dir != run and (run / "metrics.json").read_bytes() == before
+
+
+def test_frozen_phase_keeps_backbone_and_bn_statistics(tmp_path):
+    recipe = tiny_recipe(tmp_path)
+    recipe["phases"] = [{"name": "head", "train": "head", "epochs": 2, "learning_rate": 0.01}]
+    recipe["backbone"]["weights"] = None
+    import keras
+
+    from tltk.backbones import build_backbone
+    from tltk.recipe import BackboneConfig
+
+    keras.utils.set_random_seed(recipe.get("seed", 42))
+    reference = build_backbone(
+        BackboneConfig(name="mobilenet_v3_small", weights=None, image_size=32)
+    )
+    path = tmp_path / "init.weights.h5"
+    reference.model.save_weights(str(path))
+    recipe["backbone"]["weights"] = str(path)
+    result = tltk.train(recipe)
+    trained = result.task_model.backbone.model
+    for a, b in zip(reference.model.weights, trained.weights, strict=True):
+        np.testing.assert_array_equal(np.asarray(a), np.asarray(b), err_msg=a.path)
+
+
+def _train_cmd(recipe_path):
+    code = "import sys; from tltk.cli import main; sys.exit(main(sys.argv[1:]))"
+    return [sys.executable, "-c", code, "train", str(recipe_path)]
+
+
+@pytest.mark.slow
+def test_killed_run_resumes_at_the_same_phase_and_epoch(tmp_path):
+    recipe = tiny_recipe(tmp_path)
+    recipe["train"]["steps_per_epoch"] = 30  # long enough epochs to be killed in the middle
+    path = tmp_path / "tiny.yaml"
+    path.write_text(yaml.safe_dump(recipe))
+    env = {**os.environ, "PYTHONUNBUFFERED": "1"}
+    first = subprocess.Popen(
+        _train_cmd(path),
+        cwd=tmp_path,
+        env=env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+    )
+    runs = tmp_path / "runs" / "tiny"
+    deadline = time.time() + 240
+    killed_at = None
+    while time.time() < deadline and first.poll() is None:
+        states = list(runs.glob("*/state.json"))
+        if states:
+            phases = json.loads(states[0].read_text())["phases"]
+            if len(phases) == 2 and phases[1].get("end_epoch", 0) >= 3:  # one epoch into phase 2
+                first.send_signal(signal.SIGKILL)
+                killed_at = phases[1]["end_epoch"]
+                break
+        time.sleep(0.05)
+    first.wait()
+    assert killed_at is not None, first.stdout.read()[-3000:]
+    assert first.returncode == -signal.SIGKILL
+    second = subprocess.run(
+        _train_cmd(path), cwd=tmp_path, env=env, capture_output=True, text=True, timeout=300
+    )
+    log = second.stdout + second.stderr
+    assert second.returncode == 0, log[-3000:]
+    assert "Resuming run" in log
+    assert "Epoch 1/" not in log  # the finished head phase is not redone
+    assert f"Epoch {killed_at + 1}/6" in log and f"Epoch {killed_at}/6" not in log
+    run_dirs = [p for p in runs.iterdir() if not p.is_symlink()]
+    assert len(run_dirs) == 1  # resumed in place, no new run folder
+    state = json.loads((run_dirs[0] / "state.json").read_text())
+    assert state["finished"]
+    assert [(p["start_epoch"], p["end_epoch"]) for p in state["phases"]] == [(0, 2), (2, 6)]
+    from tltk.plots import read_history_csv
+
+    assert read_history_csv(run_dirs[0] / "history.csv")["epoch"] == [0, 1, 2, 3, 4, 5]
+    assert not (run_dirs[0] / "backup" / "phase1").exists()
+
+
+def test_bad_phase_group_is_a_clear_error(tmp_path):
+    recipe = tiny_recipe(tmp_path)
+    recipe["phases"][1]["train"] = ["blokc4"]
+    with pytest.raises(ValueError, match=r"phases\[1\]\.train: unknown group 'blokc4'.*'block4'"):
+        tltk.train(recipe)
+
+
+def test_class_weight_balanced_and_named(tmp_path):
+    from tltk import tasks
+    from tltk.recipe import load_recipe
+
+    recipe = load_recipe(tiny_recipe(tmp_path))
+    data = make_image_folder(tmp_path / "imb", {"a": 4, "b": 12}, size=16)
+    recipe = load_recipe(
+        {**recipe.model_dump(mode="json"), "data": {"path": str(data)}},
+        ["head.class_weight=balanced"],
+    )
+    loaded = tasks.load_data(recipe)
+    weights = tasks.class_weight(recipe, loaded)
+    assert weights[0] > 1 > weights[1]
+    bad = load_recipe(recipe.model_dump(mode="json"), ["head.class_weight={zebra: 2}"])
+    with pytest.raises(ValueError, match="zebra"):
+        tasks.class_weight(bad, loaded)
+
+
+def test_run_dir_that_is_not_a_run_is_refused(tmp_path):
+    (tmp_path / "mine").mkdir()
+    (tmp_path / "mine" / "notes.txt").write_text("keep me")
+    with pytest.raises(FileExistsError, match="not a tltk run"):
+        tltk.train(tiny_recipe(tmp_path), run_dir=tmp_path / "mine")
+    assert (tmp_path / "mine" / "notes.txt").read_text() == "keep me"
+
+
+def test_paths_exist():
+    assert Path(tltk.__file__).is_file()
