@@ -26,6 +26,8 @@ def test_folder_classes_counts_and_ignored_files(tmp_path):
     (root / "dog" / "nested").mkdir()
     Image.new("RGB", (8, 8), 9).save(root / "dog" / "nested" / "UPPER.JPG")
     (root / "README.md").write_text("top-level file")
+    (root / ".DS_Store").write_bytes(b"\0")  # hidden files are skipped, not reported
+    (root / "cat" / ".hidden.png").write_bytes(b"\0")
     cfg = DataConfig(path=str(root), val_fraction=0, test_fraction=0)
     out = load_image_data(cfg, seed=0)
     assert out.class_names == ["bird", "cat", "dog"] and out.num_classes == 3

@@ -1,11 +1,13 @@
 """The trainer end to end: phases, epoch count across phases, kill-and-resume, run folders."""
 
+import csv
 import json
 import os
 import signal
 import subprocess
 import sys
 import time
+from collections import Counter
 from pathlib import Path
 
 import numpy as np
@@ -58,8 +60,14 @@ def test_train_returns_model_history_metrics_and_writes_the_run(tmp_path):
         "learning_curves.png",
         "confusion_matrix.png",
         "classes.json",
+        "splits.csv",
     ]:
         assert (run / name).is_file(), name
+    # splits.csv lists every example of every split once, with its class (the folder name).
+    rows = list(csv.DictReader((run / "splits.csv").open()))
+    assert Counter(r["split"] for r in rows) == {n: len(s) for n, s in result.data.splits.items()}
+    assert all(Path(r["example"]).parent.name == r["label"] for r in rows)
+    assert len({r["example"] for r in rows}) == len(rows)
     metrics = json.loads((run / "metrics.json").read_text())
     assert metrics["n"] == result.metrics["n"] > 0 and 0 <= metrics["accuracy"] <= 1
     assert (run.parent / "latest").resolve() == run.resolve()
@@ -179,6 +187,3 @@ def test_run_dir_that_is_not_a_run_is_refused(tmp_path):
         tltk.train(tiny_recipe(tmp_path), run_dir=tmp_path / "mine")
     assert (tmp_path / "mine" / "notes.txt").read_text() == "keep me"
 
-
-def test_paths_exist():
-    assert Path(tltk.__file__).is_file()

@@ -32,7 +32,9 @@ def build_head(features: keras.KerasTensor, cfg: HeadConfig, num_outputs: int) -
     x = keras.layers.Activation("linear", dtype="float32", name=f"{HEAD_PREFIX}cast")(x)
     if cfg.hidden_units:
         if cfg.dropout:
-            x = keras.layers.Dropout(cfg.dropout, name=f"{HEAD_PREFIX}dropout_hidden")(x)
+            x = keras.layers.Dropout(
+                cfg.dropout, name=f"{HEAD_PREFIX}dropout_hidden", dtype="float32"
+            )(x)
         x = keras.layers.Dense(
             cfg.hidden_units,
             activation="relu",
@@ -41,7 +43,7 @@ def build_head(features: keras.KerasTensor, cfg: HeadConfig, num_outputs: int) -
             name=f"{HEAD_PREFIX}hidden",
         )(x)
     if cfg.dropout:
-        x = keras.layers.Dropout(cfg.dropout, name=f"{HEAD_PREFIX}dropout")(x)
+        x = keras.layers.Dropout(cfg.dropout, name=f"{HEAD_PREFIX}dropout", dtype="float32")(x)
     activation = {"classification": "softmax", "multilabel": "sigmoid", "regression": None}[
         cfg.type
     ]

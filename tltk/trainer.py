@@ -15,6 +15,7 @@ from tltk import phases as ph
 from tltk import tasks
 from tltk.callbacks import phase_callbacks
 from tltk.data import LabelledData
+from tltk.data.splits import write_split_manifest
 from tltk.io import atomic_write_json
 from tltk.model import TaskModel
 from tltk.plots import plot_learning_curves, read_history_csv
@@ -69,19 +70,30 @@ def train(
 def _train(recipe: Recipe, run: Run) -> TrainResult:
     data = tasks.load_data(recipe, report_path=run.dir / "data_report.json")
     atomic_write_json(run.dir / "classes.json", data.class_names)
+    write_split_manifest(data, run.dir / "splits.csv")
     strategy = make_strategy(recipe.train.strategy)
     global_batch = recipe.train.batch_size * strategy.num_replicas_in_sync
     _say(f"Strategy: {describe(strategy)}; global batch {global_batch}")
     with strategy.scope():
         task_model = tasks.build_task_model(recipe, data)
     model = task_model.model
-    train_ds = tasks.pipeline(recipe, data, "train", task_model, global_batch, training=True)
+    replicas = strategy.num_replicas_in_sync
+    n_train, n_val = len(data.splits["train"]), len(data.splits.get("val", ()))
+    train_batch = first_batch_size(n_train, global_batch, replicas)
+    train_ds = tasks.pipeline(recipe, data, "train", task_model, train_batch, training=True)
     val_ds = (
-        tasks.pipeline(recipe, data, "val", task_model, global_batch, training=False)
-        if len(data.splits.get("val", ()))
+        tasks.pipeline(
+            recipe,
+            data,
+            "val",
+            task_model,
+            first_batch_size(n_val, global_batch, replicas),
+            training=False,
+        )
+        if n_val
         else None
     )
-    steps = recipe.train.steps_per_epoch or math.ceil(len(data.splits["train"]) / global_batch)
+    steps = recipe.train.steps_per_epoch or math.ceil(n_train / train_batch)
     if recipe.train.steps_per_epoch:
         train_ds = train_ds.repeat()
     class_weight = tasks.class_weight(recipe, data)
@@ -116,6 +128,18 @@ def _train(recipe: Recipe, run: Run) -> TrainResult:
     return TrainResult(
         model, task_model, run.dir, history, metrics, data, export_path, run.state["phases"]
     )
+
+
+def first_batch_size(n: int, global_batch: int, replicas: int) -> int:
+    """The batch size for a split of `n` examples under `replicas` replicas.
+
+    Keras 3 builds the metrics of a distributed fit/evaluate from the split's first batch,
+    averaged across replicas, and that fails when the batch does not split evenly. A split
+    smaller than one global batch therefore gets the largest batch that does.
+    """
+    if replicas == 1 or n >= global_batch:
+        return global_batch
+    return max(replicas, n - n % replicas)
 
 
 def _sync_phase_state(run: Run, phase_list: list) -> None:
@@ -179,6 +203,7 @@ def _run_phase(
             steps_per_epoch=steps,
             class_weight=class_weight,
             callbacks=callbacks,
+            shuffle=False,  # the pipeline shuffles (and reshuffles every epoch)
             verbose=recipe.train.verbose,
         )
     state.setdefault("end_epoch", start)

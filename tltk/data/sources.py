@@ -129,7 +129,10 @@ def _scan_classes(folder: Path, ignored: list[str]) -> dict[str, list[str]]:
         raise DataError(
             f"{folder} has no class sub-folders; lay images out as {folder}/<class>/<image>"
         )
-    ignored.extend(str(folder / e.name) for e in os.scandir(folder) if e.is_file())
+    # Hidden files (.DS_Store, tltk's own .tltk-dataset.json) are skipped without a report.
+    ignored.extend(
+        str(folder / e.name) for e in os.scandir(folder) if e.is_file() and e.name[0] != "."
+    )
     per_class = {}
     for name in classes:
         images = []
@@ -138,7 +141,9 @@ def _scan_classes(folder: Path, ignored: list[str]) -> dict[str, list[str]]:
             for f in sorted(filenames):
                 path = os.path.join(dirpath, f)
                 is_image = os.path.splitext(f)[1].lower() in IMAGE_EXTENSIONS
-                (images if is_image and not f.startswith(".") else ignored).append(path)
+                if f.startswith("."):
+                    continue
+                (images if is_image else ignored).append(path)
         if not images:
             raise DataError(
                 f"class folder {folder / name} contains no images "
