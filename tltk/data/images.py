@@ -179,19 +179,31 @@ def _check_train_counts(source: SourceData, train: dict, min_per_class: int) -> 
 
 
 def summary(report: dict) -> list[str]:
-    """A few human lines about a data report."""
+    """A few human lines about an image data report."""
+    return summary_lines(
+        report,
+        {
+            "corrupt files dropped": len(report["corrupt"]),
+            "files converted to RGB PNG": len(report["converted"]),
+            "missing files": len(report["missing_files"]),
+            "non-image files ignored": len(report["ignored_files"]),
+        },
+        what="image",
+    )
+
+
+def summary_lines(report: dict, problems: dict[str, int], *, what: str) -> list[str]:
+    """Counts per split, then each non-zero problem count: the loader's own `problems`, then
+    the duplicate, leakage and label-conflict findings every loader reports."""
     counts = ", ".join(f"{n} {c['total']}" for n, c in report["counts"].items())
     lines = [f"data: {len(report['classes'])} classes; {counts}"]
     problems = {
-        "corrupt files dropped": len(report["corrupt"]),
-        "files converted to RGB PNG": len(report["converted"]),
-        "missing files": len(report["missing_files"]),
-        "non-image files ignored": len(report["ignored_files"]),
+        **problems,
         "duplicate groups within splits": sum(map(len, report["duplicates_within"].values())),
         f"leakage pairs across splits ({report['leakage']['policy']})": len(
             report["leakage"]["pairs"]
         ),
-        "same image with different labels": len(report["label_conflicts"]),
+        f"same {what} with different labels": len(report["label_conflicts"]),
     }
-    lines += [f"  {n} {what}" for what, n in problems.items() if n]
+    lines += [f"  {n} {label}" for label, n in problems.items() if n]
     return lines

@@ -262,45 +262,64 @@ def network_reachable(host: tuple[str, int] = PROBE_HOST, timeout: float = 3.0) 
     return bool(result)
 
 
+def prepared_tfds_builder(cfg: DataConfig, *, instead: str):
+    """The tfds builder of `cfg.name`, prepared: downloaded only when `data.download` allows and
+    the network answers, so an offline machine fails at once rather than after minutes.
+
+    `instead` ends the error message: what the user can do without tfds.
+    """
+    import tensorflow_datasets as tfds
+
+    try:
+        builder = tfds.builder(cfg.name, data_dir=cfg.data_dir)
+    except Exception as e:  # tfds raises several types for unknown names
+        raise DataError(f"tfds dataset {cfg.name!r}: {e}") from None
+    if builder.is_prepared():
+        return builder
+    how = (
+        f"prepare it once on a machine with network (tfds.builder({cfg.name!r}, "
+        f"data_dir={cfg.data_dir!r}).download_and_prepare()) and copy {builder.data_dir}, "
+        f"or {instead}"
+    )
+    if not cfg.download:
+        raise RuntimeError(
+            f"tfds dataset {cfg.name!r} is not prepared in {builder.data_dir} and "
+            f"data.download is false: {how}"
+        )
+    if not network_reachable():
+        raise RuntimeError(
+            f"tfds dataset {cfg.name!r} is not prepared in {builder.data_dir} and "
+            f"{PROBE_HOST[0]} is unreachable (no network), so it cannot be downloaded: {how}"
+        )
+    builder.download_and_prepare()
+    return builder
+
+
+def tfds_splits(cfg: DataConfig, builder) -> dict[str, str]:
+    """Canonical split -> tfds split: the recipe's `data.splits`, else the dataset's own
+    train/validation/test (a dataset with only `train` gets split later)."""
+    if cfg.splits:
+        return {_canonical_split(k, "data.splits"): v for k, v in cfg.splits.items()}
+    wanted = {SPLIT_ALIASES[s]: s for s in builder.info.splits if s in SPLIT_ALIASES}
+    return wanted or {"train": "train"}
+
+
 def read_tfds(cfg: DataConfig, *, multi_label: bool = False) -> SourceData:
     """A TensorFlow Datasets image dataset, read as encoded bytes (decoded later, in tf.data)."""
     import tensorflow_datasets as tfds
 
     if not cfg.name:
         raise DataError("data.name is required for data.source tfds (e.g. tf_flowers)")
-    try:
-        builder = tfds.builder(cfg.name, data_dir=cfg.data_dir)
-    except Exception as e:  # tfds raises several types for unknown names
-        raise DataError(f"tfds dataset {cfg.name!r}: {e}") from None
-    if not builder.is_prepared():
-        how = (
-            f"prepare it once on a machine with network (tfds.builder({cfg.name!r}, "
-            f"data_dir={cfg.data_dir!r}).download_and_prepare()) and copy {builder.data_dir}, "
-            "or export the images to class folders and use data.source: folder"
-        )
-        if not cfg.download:
-            raise RuntimeError(
-                f"tfds dataset {cfg.name!r} is not prepared in {builder.data_dir} and "
-                f"data.download is false: {how}"
-            )
-        if not network_reachable():
-            raise RuntimeError(
-                f"tfds dataset {cfg.name!r} is not prepared in {builder.data_dir} and "
-                f"{PROBE_HOST[0]} is unreachable (no network), so it cannot be downloaded: {how}"
-            )
-        builder.download_and_prepare()
+    builder = prepared_tfds_builder(
+        cfg, instead="export the images to class folders and use data.source: folder"
+    )
     image_key, label_key = builder.info.supervised_keys or ("image", "label")
     label_feature = builder.info.features[label_key]
     class_names = [str(n) for n in getattr(label_feature, "names", None) or []]
     if not class_names:
         raise DataError(f"tfds dataset {cfg.name!r}: label {label_key!r} is not a class label")
-    if cfg.splits:
-        wanted = {_canonical_split(k, "data.splits"): v for k, v in cfg.splits.items()}
-    else:  # the dataset's own splits; a dataset with only `train` gets split later
-        wanted = {SPLIT_ALIASES[s]: s for s in builder.info.splits if s in SPLIT_ALIASES}
-        wanted = wanted or {"train": "train"}
     out = {}
-    for split, tfds_split in wanted.items():
+    for split, tfds_split in tfds_splits(cfg, builder).items():
         ds = builder.as_dataset(split=tfds_split, decoders={image_key: tfds.decode.SkipDecoding()})
         images, ids = [], []
         for batch in ds.batch(1024).as_numpy_iterator():

@@ -24,8 +24,13 @@ from pathlib import Path
 import numpy as np
 
 from tltk.data.errors import DataError
-from tltk.data.images import _where, assemble_labelled_data
-from tltk.data.sources import PROBE_HOST, SourceData, _canonical_split, network_reachable
+from tltk.data.images import _where, assemble_labelled_data, summary_lines
+from tltk.data.sources import (
+    SourceData,
+    _canonical_split,
+    prepared_tfds_builder,
+    tfds_splits,
+)
 from tltk.data.splits import limit_per_class
 from tltk.data.types import LabelledData, Split
 from tltk.recipe import DataConfig
@@ -337,44 +342,19 @@ def _digests(split: Split) -> np.ndarray:
 
 def read_tfds_text(cfg: DataConfig, *, multi_label: bool = False):
     """A TensorFlow Datasets text classification set (imdb_reviews, ag_news_subset, ...)."""
-    import tensorflow_datasets as tfds
-
     if not cfg.name:
         raise DataError("data.name is required for data.source tfds (e.g. imdb_reviews)")
     if multi_label:
         raise DataError("data.source tfds: text sets are read as single-label classification")
-    try:
-        builder = tfds.builder(cfg.name, data_dir=cfg.data_dir)
-    except Exception as e:  # tfds raises several types for unknown names
-        raise DataError(f"tfds dataset {cfg.name!r}: {e}") from None
-    if not builder.is_prepared():
-        how = (
-            f"prepare it once on a machine with network (tfds.builder({cfg.name!r}, "
-            f"data_dir={cfg.data_dir!r}).download_and_prepare()) and copy {builder.data_dir}, "
-            "or write the texts to a CSV and use data.source: text"
-        )
-        if not cfg.download:
-            raise RuntimeError(
-                f"tfds dataset {cfg.name!r} is not prepared in {builder.data_dir} and "
-                f"data.download is false: {how}"
-            )
-        if not network_reachable():
-            raise RuntimeError(
-                f"tfds dataset {cfg.name!r} is not prepared in {builder.data_dir} and "
-                f"{PROBE_HOST[0]} is unreachable (no network), so it cannot be downloaded: {how}"
-            )
-        builder.download_and_prepare()
+    builder = prepared_tfds_builder(
+        cfg, instead="write the texts to a CSV and use data.source: text"
+    )
     text_key, label_key = builder.info.supervised_keys or ("text", "label")
     class_names = [str(n) for n in getattr(builder.info.features[label_key], "names", None) or []]
     if not class_names:
         raise DataError(f"tfds dataset {cfg.name!r}: {label_key!r} is not a class label")
-    if cfg.splits:
-        wanted = {_canonical_split(k, "data.splits"): v for k, v in cfg.splits.items()}
-    else:
-        wanted = {s: s for s in builder.info.splits if s in ("train", "validation", "test")}
-        wanted = {_canonical_split(k, "tfds split"): v for k, v in wanted.items()}
     splits, dropped, bad = {}, [], []
-    for split, tfds_split in wanted.items():
+    for split, tfds_split in tfds_splits(cfg, builder).items():
         texts, ids, origins = [], [], []
         ds = builder.as_dataset(split=tfds_split, as_supervised=True)
         for i, (raw, label) in enumerate(ds.as_numpy_iterator()):
@@ -398,16 +378,11 @@ def read_tfds_text(cfg: DataConfig, *, multi_label: bool = False):
 
 def summary(report: dict) -> list[str]:
     """A few human lines about a text data report."""
-    counts = ", ".join(f"{n} {c['total']}" for n, c in report["counts"].items())
-    lines = [f"data: {len(report['classes'])} classes; {counts}"]
-    problems = {
-        "rows dropped (empty text, missing label)": len(report["dropped"]),
-        "rows with bytes that are not UTF-8 (replaced)": len(report["bad_encoding"]),
-        "duplicate groups within splits": sum(map(len, report["duplicates_within"].values())),
-        f"leakage pairs across splits ({report['leakage']['policy']})": len(
-            report["leakage"]["pairs"]
-        ),
-        "same text with different labels": len(report["label_conflicts"]),
-    }
-    lines += [f"  {n} {what}" for what, n in problems.items() if n]
-    return lines
+    return summary_lines(
+        report,
+        {
+            "rows dropped (empty text, missing label)": len(report["dropped"]),
+            "rows with bytes that are not UTF-8 (replaced)": len(report["bad_encoding"]),
+        },
+        what="text",
+    )
