@@ -31,3 +31,36 @@ def make_image_folder(
             pixels = np.clip(base + noise, 0, 255).astype(np.uint8)
             Image.fromarray(pixels).save(root / name / f"{i}.{ext}")
     return root
+
+
+def tiny_recipe(
+    tmp_path: Path,
+    data_path: str | Path,
+    *,
+    epochs: tuple[int, int] = (1, 1),
+    top: str = "top:1",
+    name: str = "tiny",
+    **sections: dict,
+) -> dict:
+    """A tiny two-phase image recipe (head, then `top`) on `data_path`: MobileNetV3-Small at
+    32 px with no pretrained weights, runs and exports under `tmp_path`. Each keyword updates
+    that recipe section, e.g. `train={"verbose": 2}`."""
+    recipe = {
+        "name": name,
+        "data": {"path": str(data_path), "val_fraction": 0.2, "test_fraction": 0.2},
+        "backbone": {"name": "mobilenet_v3_small", "weights": "none", "image_size": 32},
+        "phases": [
+            {"name": "head", "train": "head", "epochs": epochs[0], "learning_rate": 0.01},
+            {"name": "top", "train": top, "epochs": epochs[1], "learning_rate": 0.001},
+        ],
+        "train": {
+            "batch_size": 8,
+            "runs_dir": str(tmp_path / "runs"),
+            "verbose": 0,
+            "callbacks": {"tensorboard": False},
+        },
+        "export": {"dir": str(tmp_path / "saved_models"), "parity_examples": 4},
+    }
+    for section, values in sections.items():
+        recipe.setdefault(section, {}).update(values)
+    return recipe

@@ -10,35 +10,17 @@ from pathlib import Path
 
 import pytest
 import yaml
-from helpers import make_image_folder
+from helpers import make_image_folder, tiny_recipe
 
 from tltk.cli import main
 
 CLASSES = ["a", "b", "c"]
 
 
-def write_recipe(tmp_path: Path, **sections) -> Path:
+def write_recipe(tmp_path: Path) -> Path:
     data = make_image_folder(tmp_path / "images", {c: 10 for c in CLASSES}, size=32)
-    recipe = {
-        "name": "tiny",
-        "data": {"path": str(data), "val_fraction": 0.2, "test_fraction": 0.2},
-        "backbone": {"name": "mobilenet_v3_small", "weights": "none", "image_size": 32},
-        "phases": [
-            {"name": "head", "train": "head", "epochs": 1, "learning_rate": 0.01},
-            {"name": "top", "train": "top:1", "epochs": 1, "learning_rate": 0.001},
-        ],
-        "train": {
-            "batch_size": 8,
-            "runs_dir": str(tmp_path / "runs"),
-            "verbose": 0,
-            "callbacks": {"tensorboard": False},
-        },
-        "export": {"dir": str(tmp_path / "saved_models"), "parity_examples": 4},
-    }
-    for name, value in sections.items():
-        recipe[name].update(value)
     path = tmp_path / "tiny.yaml"
-    path.write_text(yaml.safe_dump(recipe))
+    path.write_text(yaml.safe_dump(tiny_recipe(tmp_path, data)))
     return path
 
 

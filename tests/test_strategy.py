@@ -10,7 +10,7 @@ import textwrap
 import pytest
 import tensorflow as tf
 import yaml
-from helpers import make_image_folder
+from helpers import make_image_folder, tiny_recipe
 
 from tltk import strategy as st
 from tltk.trainer import first_batch_size
@@ -54,23 +54,9 @@ def test_train_under_two_replicas(tmp_path):
     """Two logical CPUs stand in for two GPUs: the model, the per-group-LR optimizer and the
     metrics are built in the strategy's scope, and the global batch is per-replica x 2."""
     data = make_image_folder(tmp_path / "images", {"a": 12, "b": 12}, size=32)
-    recipe = {
-        "name": "mirrored",
-        "data": {"path": str(data), "val_fraction": 0.2, "test_fraction": 0.2},
-        "backbone": {"name": "mobilenet_v3_small", "weights": "none", "image_size": 32},
-        "phases": [
-            {"train": "head", "epochs": 1, "learning_rate": 0.01},
-            {"train": "top:2", "epochs": 1, "learning_rate": 0.001, "layerwise_decay": 0.5},
-        ],
-        "train": {
-            "batch_size": 4,
-            "strategy": "mirrored",
-            "runs_dir": str(tmp_path / "runs"),
-            "verbose": 0,
-            "callbacks": {"tensorboard": False},
-        },
-        "export": {"enabled": False},
-    }
+    recipe = tiny_recipe(tmp_path, data, top="top:2", name="mirrored", export={"enabled": False})
+    recipe["train"].update(batch_size=4, strategy="mirrored")
+    recipe["phases"][1]["layerwise_decay"] = 0.5
     path = tmp_path / "recipe.yaml"
     path.write_text(yaml.safe_dump(recipe))
     script = textwrap.dedent(

@@ -10,6 +10,7 @@ import time
 from collections import Counter
 from pathlib import Path
 
+import helpers
 import numpy as np
 import pytest
 import yaml
@@ -19,23 +20,15 @@ import tltk
 
 
 def tiny_recipe(tmp_path, **extra):
+    """Two phases (2 + 4 epochs) on 36 images; `section__field=value` sets one key."""
     data = make_image_folder(tmp_path / "images", {"a": 12, "b": 12, "c": 12}, size=32)
-    recipe = {
-        "name": "tiny",
-        "data": {"path": str(data), "val_fraction": 0.2, "test_fraction": 0.2},
-        "backbone": {"name": "mobilenet_v3_small", "weights": "none", "image_size": 32},
-        "phases": [
-            {"name": "head", "train": "head", "epochs": 2, "learning_rate": 0.01},
-            {"name": "top", "train": "top:1", "epochs": 4, "learning_rate": 0.001},
-        ],
-        "train": {
-            "batch_size": 8,
-            "runs_dir": str(tmp_path / "runs"),
-            "verbose": 2,
-            "callbacks": {"early_stopping": None, "tensorboard": False},
-        },
-        "export": {"enabled": False},
-    }
+    recipe = helpers.tiny_recipe(
+        tmp_path,
+        data,
+        epochs=(2, 4),
+        train={"verbose": 2, "callbacks": {"early_stopping": None, "tensorboard": False}},
+        export={"enabled": False},
+    )
     for key, value in extra.items():
         section, _, field = key.partition("__")
         recipe.setdefault(section, {})[field] = value
@@ -186,4 +179,3 @@ def test_run_dir_that_is_not_a_run_is_refused(tmp_path):
     with pytest.raises(FileExistsError, match="not a tltk run"):
         tltk.train(tiny_recipe(tmp_path), run_dir=tmp_path / "mine")
     assert (tmp_path / "mine" / "notes.txt").read_text() == "keep me"
-
