@@ -97,6 +97,19 @@ def test_train_a_tiny_bert_with_lora_end_to_end(bert_dir, tmp_path):
     assert again.name == "2"
     rows = predict_texts(again, ["play chess", "plot genome data"], top_k=1)
     assert all(r["top"][0]["label"] in CLASSES for r in rows)
+    # The CLI: --text and --text-file (one text a line, blank lines skipped), in input order.
+    from tltk.cli import main
+
+    lines = tmp_path / "texts.txt"
+    lines.write_text("midi synth track\n\nchess puzzle\n", encoding="utf-8")
+    out = tmp_path / "preds.json"
+    args = ["predict", str(again), "--text", "play chess", "--text-file", str(lines)]
+    assert main([*args, "--top-k", "2", "--out", str(out)]) == 0
+    cli_rows = json.loads(out.read_text())
+    assert [r["input"] for r in cli_rows] == ["play chess", "midi synth track", "chess puzzle"]
+    assert all(len(r["top"]) == 2 and r["top"][0]["label"] in CLASSES for r in cli_rows)
+    assert cli_rows[0]["top"][0]["label"] == rows[0]["top"][0]["label"]  # same model, same text
+    assert cli_rows[0]["top"][0]["score"] == pytest.approx(rows[0]["top"][0]["score"], abs=1e-6)
 
 
 @pytest.mark.slow
