@@ -29,6 +29,7 @@ def tiny_recipe(tmp_path, **extra):
         train={"verbose": 2, "callbacks": {"early_stopping": None, "tensorboard": False}},
         export={"enabled": False},
     )
+    recipe["phases"][1]["schedule"] = "cosine"  # its epochs log other keys than the head's
     for key, value in extra.items():
         section, _, field = key.partition("__")
         recipe.setdefault(section, {})[field] = value
@@ -39,7 +40,13 @@ def test_train_returns_model_history_metrics_and_writes_the_run(tmp_path):
     result = tltk.train(tiny_recipe(tmp_path))
     run = result.run_dir
     assert result.model.output.shape[-1] == 3
-    assert result.history["epoch"] == [0, 1, 2, 3, 4, 5]  # epochs continue across phases
+    history = result.history
+    assert history["epoch"] == [0, 1, 2, 3, 4, 5]  # epochs continue across phases
+    # One header for both phases: LR constant 0.01, then the cosine decaying from 0.001.
+    lr = history["learning_rate"]
+    assert lr[:2] == pytest.approx([0.01, 0.01])
+    assert 0.001 >= lr[2] > lr[3] > lr[4] > lr[5] > 0
+    assert all(0 <= a <= 1 for a in history["val_accuracy"] + history["accuracy"])
     state = json.loads((run / "state.json").read_text())
     assert [(p["start_epoch"], p["end_epoch"]) for p in state["phases"]] == [(0, 2), (2, 6)]
     assert state["finished"]
