@@ -15,6 +15,7 @@ RUN=$(readlink -f runs/digits_transfer/latest)
 echo "== run folder: $RUN"
 ls "$RUN"
 MODEL=$(.venv/bin/python -c "import json,sys; print(json.load(open(sys.argv[1]))['export'])" "$RUN/state.json")
-echo "== predictions of the exported SavedModel ($MODEL) on three held-out digits"
-$TLTK predict "$MODEL" $(ls data/digits/7/*.png | head -n 3) --top-k 2
+echo "== predictions of the exported SavedModel ($MODEL) on three test images (never trained on)"
+TEST_IMAGES=$(.venv/bin/python -c "import csv,sys; rows=[r['example'] for r in csv.DictReader(open(sys.argv[1])) if r['split']=='test']; print(' '.join(rows[::len(rows)//3][:3]))" "$RUN/splits.csv")
+$TLTK predict "$MODEL" $TEST_IMAGES --top-k 2
 echo "== test metrics: $RUN/metrics.json; plots: $RUN/learning_curves.png $RUN/confusion_matrix.png"
