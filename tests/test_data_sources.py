@@ -12,8 +12,7 @@ import pytest
 from helpers import make_image_folder
 from PIL import Image
 
-from tltk.data import DataError, load_image_data
-from tltk.data import sources as sources_module
+from tltk.data import DataError, load_image_data, tfds_sources
 from tltk.data.offline import FASHION_MNIST_DIR, read_idx, write_digits, write_fashion_mnist
 from tltk.recipe import DataConfig
 
@@ -179,7 +178,7 @@ def test_csv_regression_targets(tmp_path):
 def test_tfds_mock_reads_encoded_bytes_and_splits(tmp_path, monkeypatch):
     import tensorflow_datasets as tfds
 
-    monkeypatch.setattr(sources_module, "network_reachable", lambda *a, **k: True)
+    monkeypatch.setattr(tfds_sources, "network_reachable", lambda *a, **k: True)
     cfg = DataConfig(source="tfds", name="tf_flowers", data_dir=str(tmp_path))
     with tfds.testing.mock_data(num_examples=40):
         out = load_image_data(cfg, seed=0)
@@ -199,7 +198,7 @@ def test_tfds_not_prepared_fails_fast_with_the_fix(tmp_path, monkeypatch):
     message = str(e.value)
     assert "'mnist'" in message and str(tmp_path) in message and "data.source: folder" in message
     # download: true without network fails on the probe, not after minutes of retries
-    monkeypatch.setattr(sources_module, "network_reachable", lambda *a, **k: False)
+    monkeypatch.setattr(tfds_sources, "network_reachable", lambda *a, **k: False)
     with pytest.raises(RuntimeError, match="unreachable"):
         load_image_data(cfg.model_copy(update={"download": True}), seed=0)
 

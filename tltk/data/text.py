@@ -25,12 +25,7 @@ import numpy as np
 
 from tltk.data.errors import DataError
 from tltk.data.images import _where, assemble_labelled_data, summary_lines
-from tltk.data.sources import (
-    SourceData,
-    _canonical_split,
-    prepared_tfds_builder,
-    tfds_splits,
-)
+from tltk.data.sources import SourceData, _canonical_split
 from tltk.data.splits import limit_per_class
 from tltk.data.types import LabelledData, Split
 from tltk.recipe import DataConfig
@@ -76,6 +71,8 @@ def load_text_data(
     """
     multi_label = multi_label or cfg.multi_label
     if cfg.source == "tfds":
+        from tltk.data.tfds_sources import read_tfds_text
+
         source, dropped, bad_encoding = read_tfds_text(cfg, multi_label=multi_label)
     elif cfg.source in ("text", "csv"):
         rows, bad_encoding = read_text_rows(cfg)
@@ -335,45 +332,6 @@ def _digests(split: Split) -> np.ndarray:
         ],
         dtype=object,
     )
-
-
-# --------------------------------------------------------------------------- tfds
-
-
-def read_tfds_text(cfg: DataConfig, *, multi_label: bool = False):
-    """A TensorFlow Datasets text classification set (imdb_reviews, ag_news_subset, ...)."""
-    if not cfg.name:
-        raise DataError("data.name is required for data.source tfds (e.g. imdb_reviews)")
-    if multi_label:
-        raise DataError("data.source tfds: text sets are read as single-label classification")
-    builder = prepared_tfds_builder(
-        cfg, instead="write the texts to a CSV and use data.source: text"
-    )
-    text_key, label_key = builder.info.supervised_keys or ("text", "label")
-    class_names = [str(n) for n in getattr(builder.info.features[label_key], "names", None) or []]
-    if not class_names:
-        raise DataError(f"tfds dataset {cfg.name!r}: {label_key!r} is not a class label")
-    splits, dropped, bad = {}, [], []
-    for split, tfds_split in tfds_splits(cfg, builder).items():
-        texts, ids, origins = [], [], []
-        ds = builder.as_dataset(split=tfds_split, as_supervised=True)
-        for i, (raw, label) in enumerate(ds.as_numpy_iterator()):
-            origin = f"tfds:{cfg.name}/{tfds_split}[{i}]"
-            try:
-                text = raw.decode("utf-8")
-            except UnicodeDecodeError:
-                text = raw.decode("utf-8", errors="replace")
-                bad.append(origin)
-            if not text.strip():
-                dropped.append({"origin": origin, "reason": "empty text"})
-                continue
-            texts.append(text.strip())
-            ids.append(int(label))
-            origins.append(origin)
-        labels = np.array(ids, dtype=np.int64)
-        splits[split] = Split(np.array(texts, dtype=object), labels, "text", origins)
-    description = {"type": "tfds", "name": cfg.name, "data_dir": str(builder.data_dir)}
-    return SourceData(class_names, splits, description), dropped, bad
 
 
 def summary(report: dict) -> list[str]:
