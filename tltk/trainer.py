@@ -15,7 +15,7 @@ from tltk import phases as ph
 from tltk import tasks
 from tltk.callbacks import phase_callbacks
 from tltk.data import LabelledData
-from tltk.data.splits import write_split_manifest
+from tltk.data.images import write_split_manifest
 from tltk.io import atomic_write_json
 from tltk.model import TaskModel
 from tltk.plots import plot_learning_curves, read_history_csv

@@ -40,7 +40,7 @@ import numpy as np
 from PIL import Image
 
 from tltk.data.errors import DataError
-from tltk.data.types import Split
+from tltk.data.types import Split, label_name
 from tltk.io import atomic_write_bytes
 from tltk.recipe import CleanConfig
 
@@ -251,24 +251,22 @@ def check_duplicates(
             by_split[name].append(i)
         for name, idx in by_split.items():
             if len(idx) > 1:
-                within[name].append([_origin(splits[name], i) for i in idx])
+                within[name].append([splits[name].origin(i) for i in idx])
         first_name, first_i = places[0]
-        kept = _origin(splits[first_name], first_i)
+        kept = splits[first_name].origin(first_i)
         for name, i in places:
             if name != first_name:
                 leakage.append(
                     {
                         "kept": kept,
-                        "copy": _origin(splits[name], i),
+                        "copy": splits[name].origin(i),
                         "splits": f"{first_name}/{name}",
                     }
                 )
                 drop[name].append(i)
-        labels = [_label_name(splits[n].labels[i], class_names) for n, i in places]
+        labels = [label_name(splits[n].labels[i], class_names) for n, i in places]
         if len({str(x) for x in labels}) > 1:
-            conflicts.append(
-                {"files": [_origin(splits[n], i) for n, i in places], "labels": labels}
-            )
+            conflicts.append({"files": [splits[n].origin(i) for n, i in places], "labels": labels})
     if leakage and policy.leakage == "error":
         shown = "\n  ".join(f"{p['kept']} == {p['copy']}" for p in leakage[:10])
         more = f"\n  ... and {len(leakage) - 10} more" if len(leakage) > 10 else ""
@@ -295,18 +293,3 @@ def check_duplicates(
 
 def _ordered(splits: dict[str, Split]) -> list[str]:
     return sorted(splits, key=lambda s: SPLIT_PRIORITY.index(s) if s in SPLIT_PRIORITY else 99)
-
-
-def _origin(split: Split, i: int) -> str:
-    return split.origins[i] if split.origins is not None else str(split.examples[i])
-
-
-def _label_name(label, class_names: list[str] | None) -> object:
-    """A JSON-friendly label: class name, list of names (multi-hot), or number (regression)."""
-    label = np.asarray(label)
-    name = (lambda k: class_names[k]) if class_names else int
-    if label.ndim:
-        return [name(k) for k in np.flatnonzero(label)]
-    if np.issubdtype(label.dtype, np.integer):
-        return name(int(label))
-    return float(label)

@@ -10,6 +10,8 @@ dispatches on the recipe's task) and shares the end of the road, `assemble_label
 
 from __future__ import annotations
 
+import csv
+import io
 from collections import Counter
 from pathlib import Path
 
@@ -19,8 +21,8 @@ from tltk.data.cleaning import check_duplicates, default_converted_dir, inspect_
 from tltk.data.errors import DataError
 from tltk.data.sources import SourceData, read_source
 from tltk.data.splits import limit_per_class, split_indices, strata
-from tltk.data.types import LabelledData, Split
-from tltk.io import atomic_write_json
+from tltk.data.types import LabelledData, Split, label_name
+from tltk.io import atomic_write_json, atomic_write_text
 from tltk.recipe import DataConfig
 
 
@@ -146,6 +148,25 @@ def assemble_labelled_data(
     if report_path is not None:
         atomic_write_json(report_path, report)
     return LabelledData(source.class_names, splits, multi_label=multi_label, report=report)
+
+
+def write_split_manifest(data: LabelledData, path: str | Path) -> None:
+    """RUN/splits.csv: which example went to which split, with its label (one row each).
+
+    Columns: split, example (file path, or the text; empty for in-memory images), origin
+    (the file or `file:line` it came from), label (class name; names joined by `|` for
+    multi-label; the number for regression). Written atomically.
+    """
+    out = io.StringIO()
+    writer = csv.writer(out)
+    writer.writerow(["split", "example", "origin", "label"])
+    for name, split in data.splits.items():
+        for i in range(len(split)):
+            example = "" if split.kind == "bytes" else str(split.examples[i])
+            label = label_name(split.labels[i], data.class_names)
+            label = "|".join(label) if isinstance(label, list) else str(label)
+            writer.writerow([name, example, split.origin(i), label])
+    atomic_write_text(path, out.getvalue())
 
 
 def _where(source: SourceData) -> str:

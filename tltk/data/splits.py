@@ -122,35 +122,3 @@ def limit_per_class(split: Split, limit: int, *, seed: int) -> Split:
         keep.append(members)
     index = np.sort(np.concatenate(keep)) if keep else np.zeros(0, dtype=np.int64)
     return split.subset(index)
-
-
-def write_split_manifest(data, path) -> None:
-    """RUN/splits.csv: which example went to which split, with its label (one row each).
-
-    Columns: split, example (file path, or the text; empty for in-memory images), origin
-    (the file or `file:line` it came from), label (class name; names joined by `|` for
-    multi-label; the number for regression). Written atomically.
-    """
-    import csv
-    import io
-
-    from tltk.io import atomic_write_text
-
-    out = io.StringIO()
-    writer = csv.writer(out)
-    writer.writerow(["split", "example", "origin", "label"])
-    for name, split in data.splits.items():
-        for i in range(len(split)):
-            example = "" if split.kind == "bytes" else str(split.examples[i])
-            origin = split.origins[i] if split.origins is not None else example
-            writer.writerow([name, example, origin, _label_text(split.labels[i], data)])
-    atomic_write_text(path, out.getvalue())
-
-
-def _label_text(label, data) -> str:
-    label = np.asarray(label)
-    if label.ndim:
-        return "|".join(data.class_names[k] for k in np.flatnonzero(label > 0.5))
-    if np.issubdtype(label.dtype, np.integer) and data.class_names:
-        return data.class_names[int(label)]
-    return repr(float(label))

@@ -40,6 +40,10 @@ class Split:
     def __len__(self) -> int:
         return len(self.examples)
 
+    def origin(self, i: int) -> str:
+        """Where example `i` came from, for reports and messages."""
+        return self.origins[i] if self.origins is not None else str(self.examples[i])
+
     def subset(self, index: np.ndarray | list[int]) -> Split:
         """The examples at `index`, in that order (labels and origins follow)."""
         index = np.asarray(index, dtype=np.int64)
@@ -60,3 +64,14 @@ class LabelledData:
     @property
     def num_classes(self) -> int:
         return len(self.class_names)
+
+
+def label_name(label, class_names: list[str] | None) -> object:
+    """A JSON-friendly label: class name, list of names (multi-hot), or number (regression)."""
+    label = np.asarray(label)
+    name = (lambda k: class_names[k]) if class_names else int
+    if label.ndim:
+        return [name(k) for k in np.flatnonzero(label)]
+    if np.issubdtype(label.dtype, np.integer):
+        return name(int(label))
+    return float(label)
