@@ -80,19 +80,11 @@ def _train(recipe: Recipe, run: Run) -> TrainResult:
     replicas = strategy.num_replicas_in_sync
     n_train, n_val = len(data.splits["train"]), len(data.splits.get("val", ()))
     train_batch = first_batch_size(n_train, global_batch, replicas)
+    val_batch = first_batch_size(n_val, global_batch, replicas)
     train_ds = tasks.pipeline(recipe, data, "train", task_model, train_batch, training=True)
-    val_ds = (
-        tasks.pipeline(
-            recipe,
-            data,
-            "val",
-            task_model,
-            first_batch_size(n_val, global_batch, replicas),
-            training=False,
-        )
-        if n_val
-        else None
-    )
+    val_ds = None
+    if n_val:
+        val_ds = tasks.pipeline(recipe, data, "val", task_model, val_batch, training=False)
     steps = recipe.train.steps_per_epoch or math.ceil(n_train / train_batch)
     if recipe.train.steps_per_epoch:
         train_ds = train_ds.repeat()
