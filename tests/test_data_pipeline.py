@@ -40,21 +40,52 @@ def test_shapes_dtypes_one_hot_and_order(tmp_path):
     assert np.abs(images[0] - first).mean() < 12  # the right file, roughly the right pixels
 
 
+def _epochs(split, seed, cache, n_epochs=3, start_batch=0, remainder="keep", batch_size=5):
+    """The example order of `n_epochs` passes of the training stream (pixels identify them)."""
+    ds = build_pipeline(
+        split, num_classes=2, image_size=8, batch_size=batch_size, training=True, seed=seed,
+        cache=cache, remainder=remainder, start_batch=start_batch,
+    )  # fmt: skip
+    per_pass = (len(split) // batch_size) if remainder == "drop" else -(-len(split) // batch_size)
+    batches = [x.numpy().reshape(len(x), -1).sum(1) for x, _ in ds.take(n_epochs * per_pass)]
+    flat = [batches[i : i + per_pass] for i in range(0, len(batches), per_pass)]
+    return [np.concatenate(epoch).round(1).tolist() for epoch in flat]
+
+
 def test_training_is_shuffled_each_epoch_and_deterministic(tmp_path):
     split = _split(tmp_path, {"a": 10, "b": 10})
-
-    def epochs(seed, cache):
-        ds = build_pipeline(
-            split, num_classes=2, image_size=8, batch_size=5, training=True, seed=seed, cache=cache
-        )
-        return [_all(ds)[1].argmax(1).tolist() for _ in range(2)]
-
     for cache in ("memory", "none"):
-        first = epochs(3, cache)
-        assert first == epochs(3, cache)  # same seed, same order, epoch by epoch
-        assert first[0] != first[1]  # reshuffled each epoch
-        assert sorted(first[0]) == sorted(split.labels.tolist())  # every example once
-    assert epochs(3, "memory") != epochs(4, "memory")
+        first = _epochs(split, 3, cache)
+        assert first == _epochs(split, 3, cache)  # same seed, same order, epoch by epoch
+        assert first[0] != first[1] != first[2]  # reshuffled each epoch
+        assert sorted(first[0]) == sorted(first[1])  # every example once a pass
+        assert len(set(first[0])) == len(split)
+        # Epoch E's batches depend on E alone: a stream started at epoch 1 (a resumed run)
+        # replays epochs 1 and 2 of the uninterrupted stream exactly.
+        assert _epochs(split, 3, cache, n_epochs=2, start_batch=4) == first[1:]
+    assert _epochs(split, 3, "memory") != _epochs(split, 4, "memory")
+
+
+def test_dropped_remainder_differs_each_epoch(tmp_path):
+    """Under several replicas training drops the last partial batch: 20 examples in batches of
+    6 leave 2 out of each epoch, and not the same 2."""
+    split = _split(tmp_path, {"a": 10, "b": 10})
+    epochs = _epochs(split, 0, "memory", n_epochs=3, remainder="drop", batch_size=6)
+    assert [len(e) for e in epochs] == [18, 18, 18]
+    all_examples = set(_epochs(split, 0, "memory", n_epochs=1)[0])
+    left_out = [frozenset(all_examples - set(e)) for e in epochs]
+    assert all(len(s) == 2 for s in left_out) and len(set(left_out)) > 1
+
+
+def test_evaluation_pads_the_last_batch_with_blanks_at_the_end(tmp_path):
+    split = _split(tmp_path)  # 10 examples
+    kw = dict(num_classes=3, image_size=8, batch_size=4, training=False, seed=0)
+    plain = _all(build_pipeline(split, **kw))
+    batches = list(build_pipeline(split, remainder="pad", **kw))
+    assert [tuple(x.shape) for x, _ in batches] == [(4, 8, 8, 3)] * 3  # static, whole batches
+    padded = np.concatenate([x.numpy() for x, _ in batches])
+    np.testing.assert_array_equal(padded[:10], plain[0])
+    assert not padded[10:].any()  # two blank images after the split's ten
 
 
 def test_augment_runs_per_batch_after_cache(tmp_path):
@@ -75,9 +106,9 @@ def test_augment_runs_per_batch_after_cache(tmp_path):
         augment=augment,
         cache="memory",
     )
-    images, _ = _all(ds)
+    images, _ = _all(ds.take(3))
     assert calls == [[None, 8, 8, 3]] and np.all(images == 1.0)
-    images, _ = _all(ds)  # the cache holds decoded, un-augmented images
+    images, _ = _all(ds.take(3))  # the cache holds decoded, un-augmented images
     assert np.all(images == 1.0)
 
 

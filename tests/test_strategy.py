@@ -87,3 +87,72 @@ def test_train_under_two_replicas(tmp_path):
     assert done.returncode == 0, log[-3000:]
     assert "MirroredStrategy with 2 replica(s); global batch 8" in log
     assert "RESULT True True" in log
+
+
+@pytest.mark.slow
+def test_metrics_under_two_replicas_equal_one_replica_on_the_same_weights(tmp_path):
+    """13 test and 13 validation examples in global batches of 8: the last batch (5) cannot be
+    split evenly, so it is padded with blanks that are never counted. Every metric, and the
+    `val_*` logs, must equal the single-replica values; the validation logs must also equal
+    Keras' own `evaluate` on the unpadded split."""
+    data = make_image_folder(tmp_path / "images", {"a": 20, "b": 19}, size=32)
+    recipe = tiny_recipe(tmp_path, data, name="parity", export={"enabled": False})
+    recipe["data"].update(val_fraction=1 / 3, test_fraction=1 / 3)
+    recipe["train"]["batch_size"] = 4
+    recipe["head"] = {"l2": 0.01}  # Keras' val_loss includes the penalty; so must ours
+    path = tmp_path / "recipe.yaml"
+    path.write_text(yaml.safe_dump(recipe))
+    script = textwrap.dedent(
+        f"""
+        import json
+        import tensorflow as tf
+        cpu = tf.config.list_physical_devices("CPU")[0]
+        tf.config.set_logical_device_configuration(
+            cpu, [tf.config.LogicalDeviceConfiguration()] * 2)
+        import keras
+        from tltk import tasks
+        from tltk.callbacks import ValidationMetrics
+        from tltk.recipe import load_recipe
+        recipe = load_recipe({str(path)!r})
+        data = tasks.load_data(recipe)
+        assert len(data.splits["test"]) == 13 and len(data.splits["val"]) == 13
+        out, weights = {{}}, {str(tmp_path / "w.weights.h5")!r}
+        for replicas in (1, 2):
+            strategy = (tf.distribute.get_strategy() if replicas == 1
+                        else tf.distribute.MirroredStrategy(["/cpu:0", "/cpu:1"]))
+            keras.utils.set_random_seed(0)
+            with strategy.scope():
+                tm = tasks.build_task_model(recipe, data)
+                tm.model.compile(loss=tasks.loss(recipe), metrics=tasks.metrics(recipe, tm))
+            if replicas == 1:
+                tm.model.save_weights(weights)
+            tm.model.load_weights(weights)
+            m = tasks.evaluate(recipe, tm, data, "test", {str(tmp_path)!r} + f"/e{{replicas}}",
+                               8, replicas=replicas)
+            assert m["n"] == 13, m["n"]  # every test example once, no blank counted
+            val = ValidationMetrics(
+                tasks.pipeline(recipe, data, "val", tm, 8, training=False, replicas=replicas),
+                tasks.targets(recipe, data, "val"), tasks.loss(recipe),
+                tasks.metrics(recipe, tm))
+            val.set_model(tm.model)
+            out[replicas] = {{"test": {{k: v for k, v in m.items() if isinstance(v, float)}},
+                             "val": val.evaluate()}}
+            if replicas == 1:
+                ds = tasks.pipeline(recipe, data, "val", tm, 8, training=False)
+                out["keras"] = tm.model.evaluate(ds, return_dict=True, verbose=0)
+        print("RESULT", json.dumps(out))
+        """
+    )
+    done = subprocess.run(
+        [sys.executable, "-c", script], capture_output=True, text=True, timeout=600
+    )
+    log = done.stdout + done.stderr
+    assert done.returncode == 0, log[-3000:]
+    out = json.loads(log.split("RESULT ", 1)[1].splitlines()[0])
+    one, two, keras_val = out["1"], out["2"], out["keras"]
+    assert set(one["test"]) == set(two["test"]) and len(one["test"]) >= 4
+    for key, value in one["test"].items():
+        assert two["test"][key] == pytest.approx(value, abs=1e-5), key
+    for key, value in one["val"].items():
+        assert two["val"][key] == pytest.approx(value, abs=1e-5), key
+        assert keras_val[key[4:]] == pytest.approx(value, abs=1e-5), key

@@ -73,10 +73,15 @@ def test_train_returns_model_history_metrics_and_writes_the_run(tmp_path):
     assert (run.parent / "latest").resolve() == run.resolve()
     # The resolved recipe is written with the run and loads back as the same recipe.
     assert tltk.load_recipe(run / "recipe.yaml").phases[1].train == "top:1"
-    # A second run of the same recipe gets its own folder; the first is untouched.
-    before = (run / "metrics.json").read_bytes()
-    second = tltk.train(tiny_recipe(tmp_path))
-    assert second.run_dir != run and (run / "metrics.json").read_bytes() == before
+    # The same recipe again: the finished run is a no-op that returns its results, untouched.
+    before = {p.name: p.read_bytes() for p in run.iterdir() if p.is_file()}
+    again = tltk.train(tiny_recipe(tmp_path))
+    assert again.run_dir == run and again.metrics == result.metrics
+    assert {p.name: p.read_bytes() for p in run.iterdir() if p.is_file()} == before
+    # resume=False (`--new`) gets its own folder; the first is untouched.
+    second = tltk.train(tiny_recipe(tmp_path), resume=False)
+    assert second.run_dir != run
+    assert {p.name: p.read_bytes() for p in run.iterdir() if p.is_file()} == before
 
 
 def test_frozen_phase_keeps_backbone_and_bn_statistics(tmp_path):

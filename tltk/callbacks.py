@@ -4,13 +4,58 @@ from __future__ import annotations
 
 import csv
 import io
+import json
 from pathlib import Path
 
 import keras
+import numpy as np
 
 from tltk.io import atomic_write_text
 from tltk.recipe import PhaseConfig, Recipe
 from tltk.runs import Run
+
+
+class TrainingDiverged(RuntimeError):
+    """The loss became NaN or infinite; nothing of the diverged epoch was saved."""
+
+
+class DivergenceGuard(keras.callbacks.TerminateOnNaN):
+    """Keras' TerminateOnNaN, but stopping at once with `TrainingDiverged`.
+
+    TerminateOnNaN only asks fit to stop, so the epoch still ends: the backup, the checkpoint
+    and the phase's weights would hold NaN. Raising here ends fit before any of them runs, so
+    the last good state (the previous epoch's backup) is what a re-run resumes from.
+    """
+
+    def __init__(self, phase_name: str):
+        super().__init__()
+        self.phase_name, self.epoch = phase_name, 0
+
+    def on_epoch_begin(self, epoch, logs=None):
+        self.epoch = epoch
+
+    def on_batch_end(self, batch, logs=None):
+        loss = (logs or {}).get("loss")
+        if loss is not None and not np.isfinite(float(loss)):
+            raise TrainingDiverged(
+                f"phase '{self.phase_name}' diverged: the loss became {float(loss)} at epoch "
+                f"{self.epoch + 1}, batch {batch + 1}. The last good weights are kept (the "
+                "previous epoch's backup, or the previous phase's result) and a re-run retries "
+                "from there. Try a lower learning_rate, train.global_clipnorm: 1.0 (or "
+                "clipnorm), and train.precision: float32 if it was mixed."
+            )
+
+
+def backed_up_epoch(backup_dir: str | Path) -> int | None:
+    """The epoch a BackupAndRestore in `backup_dir` will resume `fit` at, or None.
+
+    Reads Keras' own `training_metadata.json` (its format: {"epoch": E, "batch": B}); the one
+    place tltk depends on it, kept in step by tests/test_callbacks.py.
+    """
+    path = Path(backup_dir) / "training_metadata.json"
+    if not (Path(backup_dir) / "latest.weights.h5").is_file() or not path.is_file():
+        return None
+    return int(json.loads(path.read_text())["epoch"])
 
 
 class PhaseProgress(keras.callbacks.Callback):
@@ -23,6 +68,47 @@ class PhaseProgress(keras.callbacks.Callback):
     def on_epoch_end(self, epoch, logs=None):
         self.run.phase(self.index)["end_epoch"] = epoch + 1
         self.run.save()
+
+
+class ValidationMetrics(keras.callbacks.Callback):
+    """`val_*` logs computed once per epoch from predictions on every validation example.
+
+    Keras' own validation (`fit(validation_data=...)`) evaluates batch by batch on the replicas,
+    and under several replicas a last partial batch leaves a replica an empty or ragged batch,
+    which some kernels reject (oneDNN CPUs; TPUs need static shapes anyway). This callback
+    predicts on whole batches (the last one padded with blanks, see `build_pipeline`), drops
+    the blanks, and computes the loss (plus the regularisation penalties, as Keras does) and
+    the compiled metrics on exactly the split's examples: the same values on any number of
+    replicas. It must come first in the callback list, so that EarlyStopping,
+    ReduceLROnPlateau, checkpoints and logs see its values.
+
+    Args:
+        dataset: batches of `(inputs, labels)`; only the inputs are used.
+        targets: the split's labels as the loss takes them ([N, K] or [N]).
+        loss: the compiled loss.
+        metrics: fresh metric objects like the compiled ones (their names become `val_<name>`).
+    """
+
+    def __init__(self, dataset, targets: np.ndarray, loss, metrics: list):
+        super().__init__()
+        self.dataset, self.targets = dataset, np.asarray(targets, dtype="float32")
+        self.loss, self.metrics = loss, metrics
+
+    def on_epoch_end(self, epoch, logs=None):
+        if logs is not None:
+            logs.update(self.evaluate())
+
+    def evaluate(self) -> dict[str, float]:
+        scores = self.model.predict(self.dataset, verbose=0)[: len(self.targets)]
+        scores = scores.reshape(self.targets.shape)
+        penalty = sum(float(keras.ops.convert_to_numpy(x)) for x in self.model.losses)
+        out = {"val_loss": float(keras.ops.convert_to_numpy(self.loss(self.targets, scores)))}
+        out["val_loss"] += penalty
+        for metric in self.metrics:
+            metric.reset_state()
+            metric.update_state(self.targets, scores)
+            out[f"val_{metric.name}"] = float(keras.ops.convert_to_numpy(metric.result()))
+        return out
 
 
 class HistoryCSVLogger(keras.callbacks.CSVLogger):
@@ -68,17 +154,24 @@ class HistoryCSVLogger(keras.callbacks.CSVLogger):
 
 
 def phase_callbacks(
-    recipe: Recipe, run: Run, index: int, phase: PhaseConfig, *, has_val: bool
+    recipe: Recipe,
+    run: Run,
+    index: int,
+    phase: PhaseConfig,
+    *,
+    validation: ValidationMetrics | None,
 ) -> list[keras.callbacks.Callback]:
-    """Fresh callback objects for one phase, so patience and best values restart cleanly."""
+    """Fresh callback objects for one phase, so patience and best values restart cleanly.
+    `validation` (if any) comes first, so every other callback sees its `val_*` values."""
     cfg = recipe.train.callbacks
+    has_val = validation is not None
 
     def monitor(name: str) -> str:
         return name if has_val or not name.startswith("val_") else name[4:]
 
-    out: list[keras.callbacks.Callback] = []
+    out: list[keras.callbacks.Callback] = [validation] if has_val else []
     if cfg.terminate_on_nan:
-        out.append(keras.callbacks.TerminateOnNaN())
+        out.append(DivergenceGuard(phase.name or f"phase{index}"))
     if cfg.early_stopping is not None:
         es = cfg.early_stopping
         out.append(

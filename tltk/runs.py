@@ -1,12 +1,22 @@
-"""Run folders: one per run, never overwritten; re-running an unfinished recipe resumes it."""
+"""Run folders: one per run, never overwritten; re-running an unfinished recipe resumes it.
+
+A run folder is owned by one process at a time: `open_run` and `lock_run` take an exclusive
+OS-level lock on `RUN/.lock` (flock, released by the kernel when the process dies, so a SIGKILL
+never leaves a stale lock). A second process that wants the same run gets `RunLocked`, naming
+the process that holds it.
+"""
 
 from __future__ import annotations
 
+import contextlib
+import fcntl
 import hashlib
 import json
 import os
+import socket
 import time
-from dataclasses import dataclass
+from collections.abc import Iterator
+from dataclasses import dataclass, field
 from pathlib import Path
 
 from tltk.io import atomic_write_json, atomic_write_text
@@ -20,10 +30,43 @@ def fingerprint(recipe: Recipe) -> str:
     return hashlib.sha256(json.dumps(data, sort_keys=True).encode()).hexdigest()[:16]
 
 
+class RunLocked(RuntimeError):
+    """Another live process owns the run folder."""
+
+
+@contextlib.contextmanager
+def lock_run(run_dir: str | Path) -> Iterator[None]:
+    """Hold `run_dir`'s lock for the block (for commands that write into a finished run)."""
+    fd = _lock(Path(run_dir))
+    try:
+        yield
+    finally:
+        os.close(fd)
+
+
+def _lock(run_dir: Path) -> int:
+    """Take RUN/.lock (non-blocking) and write our pid into it; RunLocked if another holds it."""
+    path = run_dir / ".lock"
+    fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o666)
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except BlockingIOError:
+        holder = os.pread(fd, 200, 0).decode(errors="replace").strip() or "another process"
+        os.close(fd)
+        raise RunLocked(
+            f"{run_dir} is in use by {holder}; wait for it to end, or start a separate run "
+            "with `tltk train --new` (Python: resume=False)"
+        ) from None
+    os.ftruncate(fd, 0)
+    os.pwrite(fd, f"process {os.getpid()} on {socket.gethostname()}\n".encode(), 0)
+    return fd
+
+
 @dataclass
 class Run:
     dir: Path
     state: dict
+    lock_fd: int | None = field(default=None, repr=False)
 
     @property
     def finished(self) -> bool:
@@ -34,6 +77,22 @@ class Run:
 
     def phase(self, index: int) -> dict:
         return self.state["phases"][index]
+
+    @property
+    def trained(self) -> bool:
+        """Has any phase started? (A run that failed before that holds no work.)"""
+        return any(p.get("started") for p in self.state["phases"])
+
+    def close(self) -> None:
+        """Release the run folder's lock."""
+        if self.lock_fd is not None:
+            os.close(self.lock_fd)
+            self.lock_fd = None
+
+    def fail(self, error: BaseException) -> None:
+        """Record why the run stopped; one that never trained is not resumed later."""
+        self.state["failed"] = f"{type(error).__name__}: {error}"
+        self.save()
 
     def finish(self) -> None:
         self.state["finished"] = True
@@ -51,12 +110,13 @@ class Run:
 
 
 def open_run(recipe: Recipe, *, run_dir: str | Path | None = None, resume: bool = True) -> Run:
-    """Resume `run_dir`, or the newest unfinished run of this exact recipe, or start a new one."""
+    """The newest run of this exact recipe (unfinished: to resume; finished: nothing to do),
+    or `run_dir`, or a new run. The returned run is locked until `close()` or process exit."""
     if run_dir is not None:
         path = Path(run_dir)
         state_file = path / "state.json"
         if state_file.is_file():
-            return Run(path, json.loads(state_file.read_text()))
+            return _locked(Run(path, json.loads(state_file.read_text())))
         if path.exists() and any(path.iterdir()):
             raise FileExistsError(f"{path} exists and is not a tltk run; choose another --run-dir")
         return _new(recipe, path)
@@ -64,23 +124,31 @@ def open_run(recipe: Recipe, *, run_dir: str | Path | None = None, resume: bool 
     fp = fingerprint(recipe)
     if resume and root.is_dir():
         for candidate in sorted(root.iterdir(), reverse=True):
-            if candidate.is_symlink():
-                continue
             state_file = candidate / "state.json"
-            if state_file.is_file():
-                state = json.loads(state_file.read_text())
-                if state.get("fingerprint") == fp and not state.get("finished"):
-                    return Run(candidate, state)
+            if candidate.is_symlink() or not state_file.is_file():
+                continue
+            state = json.loads(state_file.read_text())
+            if state.get("fingerprint") != fp:
+                continue
+            run = Run(candidate, state)
+            if state.get("failed") and not run.trained:
+                continue  # stopped before training: nothing to resume
+            return _locked(run)
     stamp = time.strftime("%Y%m%d-%H%M%S")
-    path, n = root / stamp, 1
-    while path.exists():
-        n += 1
-        path = root / f"{stamp}-{n}"
-    return _new(recipe, path)
+    root.mkdir(parents=True, exist_ok=True)
+    for n in range(1, 10_000):
+        path = root / (stamp if n == 1 else f"{stamp}-{n}")
+        try:
+            path.mkdir()  # atomic: two processes starting at once get two folders
+        except FileExistsError:
+            continue
+        return _new(recipe, path)
+    raise FileExistsError(f"{root}: no free run folder name for {stamp}")
 
 
 def _new(recipe: Recipe, path: Path) -> Run:
     path.mkdir(parents=True, exist_ok=True)
+    lock_fd = _lock(path)
     atomic_write_text(path / "recipe.yaml", recipe.to_yaml())
     run = Run(
         path,
@@ -91,13 +159,13 @@ def _new(recipe: Recipe, path: Path) -> Run:
             "phases": [],
             "finished": False,
         },
+        lock_fd,
     )
     run.save()
     return run
 
 
-def load_state(run_dir: str | Path) -> dict:
-    path = Path(run_dir) / "state.json"
-    if not path.is_file():
-        raise FileNotFoundError(f"{run_dir}: not a tltk run folder (no state.json)")
-    return json.loads(path.read_text())
+def _locked(run: Run) -> Run:
+    run.lock_fd = _lock(run.dir)
+    run.state = json.loads((run.dir / "state.json").read_text())  # as of taking the lock
+    return run

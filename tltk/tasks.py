@@ -59,7 +59,13 @@ def pipeline(
     batch: int,
     *,
     training: bool,
+    replicas: int = 1,
+    start_batch: int = 0,
 ) -> tf.data.Dataset:
+    """Batches of a split for `task_model`: training, an endless stream from `start_batch` (see
+    `build_pipeline`). Under several replicas every batch is whole, so no replica ever gets an
+    empty or ragged one: training drops the remainder (a different one each epoch),
+    evaluation pads it (`predict_scores` slices the blanks off)."""
     from tltk.data import build_pipeline
 
     augment = None
@@ -80,6 +86,8 @@ def pipeline(
         cache=recipe.data.cache,
         multi_label=recipe.multi_label,
         regression=recipe.head.type == "regression",
+        remainder="keep" if replicas == 1 else ("drop" if training else "pad"),
+        start_batch=start_batch,
     )
     if recipe.task == "text":
         from tltk.data.text import tokenize_pipeline
@@ -117,31 +125,55 @@ def metrics(recipe: Recipe, task_model: TaskModel) -> list:
 
 
 def predict_split(
-    recipe: Recipe, task_model: TaskModel, data: LabelledData, split: str, batch: int
+    recipe: Recipe,
+    task_model: TaskModel,
+    data: LabelledData,
+    split: str,
+    batch: int,
+    *,
+    replicas: int = 1,
 ):
-    """(y_true, y_score, loss) on a split, in the split's order."""
-    ds = pipeline(recipe, data, split, task_model, batch, training=False)
-    scores = task_model.model.predict(ds, verbose=0)
+    """(y_true, y_score, loss) on a split, in the split's order; each example counted once."""
+    ds = pipeline(recipe, data, split, task_model, batch, training=False, replicas=replicas)
     labels = data.splits[split].labels
+    scores = predict_scores(task_model.model, ds, len(labels))
     if recipe.head.type == "regression":
         scores = scores.reshape(-1)
-        target = labels.astype("float32")
-    elif recipe.multi_label:
-        target = labels.astype("float32")
-    else:
-        target = keras.utils.to_categorical(labels, data.num_classes)
-    value = float(keras.ops.convert_to_numpy(head_loss(recipe.head)(target, scores)))
+    value = head_loss(recipe.head)(targets(recipe, data, split), scores)
+    value = float(keras.ops.convert_to_numpy(value))
     return labels, scores, value
 
 
+def predict_scores(model: keras.Model, ds: tf.data.Dataset, n: int):
+    """`model.predict` over `ds`, without the blank examples a padded last batch ends with."""
+    return model.predict(ds, verbose=0)[:n]
+
+
+def targets(recipe: Recipe, data: LabelledData, split: str):
+    """A split's labels as the loss sees them: one-hot, multi-hot or flat values (float32)."""
+    labels = data.splits[split].labels
+    if recipe.head.type == "regression" or recipe.multi_label:
+        return labels.astype("float32")
+    return keras.utils.to_categorical(labels, data.num_classes)
+
+
 def evaluate(
-    recipe: Recipe, task_model: TaskModel, data: LabelledData, split: str, out_dir: Path, batch: int
+    recipe: Recipe,
+    task_model: TaskModel,
+    data: LabelledData,
+    split: str,
+    out_dir: Path,
+    batch: int,
+    *,
+    replicas: int = 1,
 ) -> dict:
     from tltk.evaluate import compute_metrics, write_metrics
 
     if split not in data.splits or not len(data.splits[split]):
         raise ValueError(f"evaluate.split: no {split!r} split (have {sorted(data.splits)})")
-    y_true, y_score, value = predict_split(recipe, task_model, data, split, batch)
+    y_true, y_score, value = predict_split(
+        recipe, task_model, data, split, batch, replicas=replicas
+    )
     task = {
         "classification": "classification",
         "multilabel": "multilabel",

@@ -2,7 +2,7 @@
 
     from_tensor_slices -> [train: shuffle files, reshuffled each epoch] -> parallel decode
     -> [cache -> train: shuffle the decoded images again, since a cache replays one order]
-    -> batch -> preprocess -> augment -> prefetch
+    -> batch [drop or pad the remainder] -> preprocess -> augment -> prefetch
 
 Decoding and caching come before augmentation, so a cached epoch still gets fresh augmentation.
 Images are float32 [B, S, S, 3] in 0..255, decoded by `decode_image` like the exported model.
@@ -42,30 +42,42 @@ def build_pipeline(
     multi_label: bool = False,
     regression: bool = False,
     preprocess: BatchFn | None = None,
+    remainder: str = "keep",
+    start_batch: int = 0,
 ) -> tf.data.Dataset:
     """Batches of `(inputs, labels)` from a split; deterministic given `seed`.
+
+    Evaluation yields the split once, in its order. Training yields an endless stream of
+    passes over the split, each shuffled by `(seed, pass number)` alone, so the batches of
+    epoch E are the same whether a run got there in one go or was killed and resumed: give
+    `start_batch` (passes x batches per pass, see `batches_per_pass`) to start mid-stream, and
+    `steps_per_epoch` to `fit`.
 
     Args:
         split: examples of kind "path" (read and decoded), "bytes" (decoded) or "text" (passed
             through as strings; give `image_size=None`).
         num_classes: K, the width of one-hot / multi-hot labels.
         image_size: square size images are resized to; None for text.
-        training: shuffle (reshuffled every epoch); evaluation keeps the split's order.
+        training: the endless shuffled stream above; evaluation keeps the split's order.
         augment: `(images, labels) -> (images, labels)` on each batch, on the CPU, after the
             cache (e.g. Keras augmentation layers, MixUp). Build layers outside this call.
         cache: "auto" (in memory when the decoded split fits, see `should_cache`), "memory" or
             "none".
         preprocess: `(inputs, labels) -> (inputs, labels)` on each batch before `augment`; the
             hook for a text tokenizer (kind "text") or any model-specific preprocessing.
+        remainder: what becomes of a last batch smaller than `batch_size`: "keep" it, "drop" it
+            (training under several replicas: no replica ever gets an empty or ragged batch,
+            and the training shuffle leaves out different examples each epoch), or "pad" it to
+            `batch_size` with blank examples at the end (evaluation under several replicas:
+            predictions are then sliced back to the split's length).
     """
+    if remainder not in ("keep", "drop", "pad"):
+        raise ValueError(f"remainder must be keep, drop or pad, not {remainder!r}")
     if cache not in ("auto", "memory", "none"):
         raise ValueError(f"cache must be auto, memory or none, not {cache!r}")
     n = len(split)
     labels = _label_array(split.labels, multi_label=multi_label, regression=regression)
     ds = tf.data.Dataset.from_tensor_slices((_examples(split), labels))
-    if training:
-        ds = ds.shuffle(max(n, 1), seed=seed, reshuffle_each_iteration=True)
-
     one_hot = labels.ndim == 1 and not regression
     decode = _decoder(split.kind, image_size)
 
@@ -74,20 +86,68 @@ def build_pipeline(
             label = tf.one_hot(label, num_classes, dtype=tf.float32)
         return decode(example), label
 
-    ds = ds.map(prepare, num_parallel_calls=tf.data.AUTOTUNE)
-    per_example = 3 * 4 * image_size**2 if image_size else 0
-    if split.kind != "text" and (
+    cached = split.kind != "text" and (
         cache == "memory" or (cache == "auto" and should_cache(n, image_size))
-    ):
-        ds = ds.cache()
-        if training:  # the cache replays one order; reshuffle what it replays
-            buffer = min(max(n, 1), max(batch_size, SHUFFLE_BUFFER_BYTES // max(per_example, 1)))
-            ds = ds.shuffle(buffer, seed=seed + 1, reshuffle_each_iteration=True)
-    ds = ds.batch(batch_size, drop_remainder=False)
+    )
+    if training:
+        per_pass = batches_per_pass(n, batch_size, remainder)
+        if not per_pass:
+            raise ValueError(
+                f"a training split of {n} examples makes no whole batch of {batch_size}"
+            )
+        ds = _training_stream(ds, prepare, n, image_size, batch_size, seed, cached, remainder)
+        ds = ds(start_batch // per_pass).skip(start_batch % per_pass)
+    else:
+        ds = ds.map(prepare, num_parallel_calls=tf.data.AUTOTUNE)
+        ds = (ds.cache() if cached else ds).batch(batch_size)
+        if remainder == "pad":
+            ds = ds.map(lambda x, y: (_pad_batch(x, batch_size), _pad_batch(y, batch_size)))
     for fn in (preprocess, augment):
         if fn is not None:
             ds = ds.map(fn, num_parallel_calls=tf.data.AUTOTUNE)
     return ds.prefetch(tf.data.AUTOTUNE)
+
+
+def _pad_batch(tensor: tf.Tensor, batch_size: int) -> tf.Tensor:
+    """Append blank rows (zeros, or empty strings) up to a static batch of `batch_size`."""
+    missing = batch_size - tf.shape(tensor)[0]
+    paddings = [[0, missing]] + [[0, 0]] * (len(tensor.shape) - 1)
+    blank = "" if tensor.dtype == tf.string else 0
+    padded = tf.pad(tensor, paddings, constant_values=blank)
+    return tf.ensure_shape(padded, [batch_size, *tensor.shape[1:]])
+
+
+def batches_per_pass(num_examples: int, batch_size: int, remainder: str = "keep") -> int:
+    """How many batches one training pass over `num_examples` yields."""
+    if remainder == "drop":
+        return num_examples // batch_size
+    return -(-num_examples // batch_size)
+
+
+def _training_stream(ds, prepare, n, image_size, batch_size, seed, cached, remainder):
+    """`first -> passes first, first+1, ...`; pass p is the split shuffled with the seed
+    (seed, p), then batched."""
+    drop = remainder == "drop"
+    seed = tf.constant(seed, tf.int64)
+    if cached:
+        # The cache keeps one decoded order (a fixed shuffle, so a bounded buffer still mixes
+        # classes); each pass reshuffles what it replays. Every pass shares the one cache.
+        ds = ds.shuffle(max(n, 1), seed=seed, reshuffle_each_iteration=False)
+        ds = ds.map(prepare, num_parallel_calls=tf.data.AUTOTUNE).cache()
+        per_example = 3 * 4 * image_size**2
+        buffer = min(max(n, 1), max(batch_size, SHUFFLE_BUFFER_BYTES // per_example))
+
+        def one_pass(p):
+            shuffled = ds.shuffle(buffer, seed=seed * 1_000_003 + p)
+            return shuffled.batch(batch_size, drop_remainder=drop)
+    else:
+
+        def one_pass(p):
+            shuffled = ds.shuffle(max(n, 1), seed=seed * 1_000_003 + p)
+            shuffled = shuffled.map(prepare, num_parallel_calls=tf.data.AUTOTUNE)
+            return shuffled.batch(batch_size, drop_remainder=drop)
+
+    return lambda first: tf.data.Dataset.range(first, 2**62).flat_map(one_pass)
 
 
 def should_cache(num_examples: int, image_size: int | None) -> bool:
