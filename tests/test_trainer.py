@@ -74,14 +74,14 @@ def test_train_returns_model_history_metrics_and_writes_the_run(tmp_path):
     # The resolved recipe is written with the run and loads back as the same recipe.
     assert tltk.load_recipe(run / "recipe.yaml").phases[1].train == "top:1"
     # The same recipe again: the finished run is a no-op that returns its results, untouched.
-    before = {p.name: p.read_bytes() for p in run.iterdir() if p.is_file()}
+    before = _files(run)
     again = tltk.train(tiny_recipe(tmp_path))
     assert again.run_dir == run and again.metrics == result.metrics
-    assert {p.name: p.read_bytes() for p in run.iterdir() if p.is_file()} == before
+    assert _files(run) == before
     # resume=False (`--new`) gets its own folder; the first is untouched.
     second = tltk.train(tiny_recipe(tmp_path), resume=False)
     assert second.run_dir != run
-    assert {p.name: p.read_bytes() for p in run.iterdir() if p.is_file()} == before
+    assert _files(run) == before
 
 
 def test_frozen_phase_keeps_backbone_and_bn_statistics(tmp_path):
@@ -104,6 +104,11 @@ def test_frozen_phase_keeps_backbone_and_bn_statistics(tmp_path):
     trained = result.task_model.backbone.model
     for a, b in zip(reference.model.weights, trained.weights, strict=True):
         np.testing.assert_array_equal(np.asarray(a), np.asarray(b), err_msg=a.path)
+
+
+def _files(run: Path) -> dict[str, bytes]:
+    """A run folder's files (not the lock file, which names its latest owner)."""
+    return {p.name: p.read_bytes() for p in run.iterdir() if p.is_file() and p.name != ".lock"}
 
 
 def _train_cmd(recipe_path):
@@ -183,6 +188,27 @@ def test_class_weight_balanced_and_named(tmp_path):
     bad = load_recipe(recipe.model_dump(mode="json"), ["head.class_weight={zebra: 2}"])
     with pytest.raises(ValueError, match="zebra"):
         tasks.class_weight(bad, loaded)
+
+
+def test_a_run_that_fails_before_training_leaves_nothing_to_resume(tmp_path):
+    recipe = tiny_recipe(tmp_path)
+    recipe["data"]["path"] = str(tmp_path / "nowhere")
+    with pytest.raises(ValueError, match="does not exist"):
+        tltk.train(recipe)
+    assert not [p for p in (tmp_path / "runs" / "tiny").iterdir()]  # no folder left behind
+    # A resumed run that never trained and fails again is marked failed and skipped later.
+    from tltk.recipe import load_recipe
+    from tltk.runs import open_run
+
+    run = open_run(load_recipe(recipe))
+    run.close()
+    with pytest.raises(ValueError, match="does not exist"):
+        tltk.train(recipe)
+    state = json.loads((run.dir / "state.json").read_text())
+    assert "does not exist" in state["failed"]
+    fresh = open_run(load_recipe(recipe))
+    assert fresh.dir != run.dir and fresh.created
+    fresh.close()
 
 
 def test_run_dir_that_is_not_a_run_is_refused(tmp_path):

@@ -5,6 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 
 from tltk import tasks
+from tltk.runs import lock_run
 
 
 def evaluate_run(
@@ -15,6 +16,11 @@ def evaluate_run(
     Results go to RUN/eval-<split or folder name>/ (metrics.json, confusion_matrix.png).
     """
     run_dir = Path(run_dir)
+    with lock_run(run_dir):
+        return _evaluate_run(run_dir, split, data_path)
+
+
+def _evaluate_run(run_dir: Path, split: str | None, data_path: str | Path | None) -> dict:
     recipe, task_model, class_names = tasks.load_run(run_dir)
     if data_path is not None:
         # Every example of the given data is evaluated: no split, no leakage dropping.
@@ -45,9 +51,14 @@ def export_run(
     export_dir: str | None = None,
 ) -> Path:
     """Export a finished run's model as a new SavedModel version (parity-checked)."""
+    run_dir = Path(run_dir)
+    with lock_run(run_dir):
+        return _export_run(run_dir, name, version, export_dir)
+
+
+def _export_run(run_dir: Path, name: str | None, version: int | None, export_dir: str | None):
     import json
 
-    run_dir = Path(run_dir)
     recipe, task_model, class_names = tasks.load_run(run_dir)
     update = {
         k: v

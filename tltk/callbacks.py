@@ -12,11 +12,7 @@ import numpy as np
 
 from tltk.io import atomic_write_text
 from tltk.recipe import PhaseConfig, Recipe
-from tltk.runs import Run
-
-
-class TrainingDiverged(RuntimeError):
-    """The loss became NaN or infinite; nothing of the diverged epoch was saved."""
+from tltk.runs import Run, TrainingDiverged
 
 
 class DivergenceGuard(keras.callbacks.TerminateOnNaN):

@@ -149,10 +149,19 @@ def build_parser() -> argparse.ArgumentParser:
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     _quiet_tensorflow()
+    from tltk.runs import RunLocked, TrainingDiverged
+
     try:
         return args.func(args)
     # Recipe, backbone, data and phase errors are ValueErrors whose text names the key and fix.
-    except (ValueError, FileNotFoundError, FileExistsError, ConnectionError) as e:
+    except (
+        ValueError,
+        FileNotFoundError,
+        FileExistsError,
+        ConnectionError,
+        RunLocked,
+        TrainingDiverged,
+    ) as e:
         print(f"tltk {args.command}: error: {e}", file=sys.stderr)
         return 2
 

@@ -13,6 +13,7 @@ import fcntl
 import hashlib
 import json
 import os
+import shutil
 import socket
 import time
 from collections.abc import Iterator
@@ -32,6 +33,10 @@ def fingerprint(recipe: Recipe) -> str:
 
 class RunLocked(RuntimeError):
     """Another live process owns the run folder."""
+
+
+class TrainingDiverged(RuntimeError):
+    """The loss became NaN or infinite; nothing of the diverged epoch was saved."""
 
 
 @contextlib.contextmanager
@@ -67,6 +72,8 @@ class Run:
     dir: Path
     state: dict
     lock_fd: int | None = field(default=None, repr=False)
+    created: bool = False
+    """Made by this process (not resumed)."""
 
     @property
     def finished(self) -> bool:
@@ -90,9 +97,15 @@ class Run:
             self.lock_fd = None
 
     def fail(self, error: BaseException) -> None:
-        """Record why the run stopped; one that never trained is not resumed later."""
-        self.state["failed"] = f"{type(error).__name__}: {error}"
-        self.save()
+        """A run that stopped before training leaves nothing a later run takes for work: a
+        folder this process made is removed; a resumed one is marked failed (not resumed)."""
+        if self.trained:
+            return
+        if self.created:
+            shutil.rmtree(self.dir, ignore_errors=True)
+        else:
+            self.state["failed"] = f"{type(error).__name__}: {error}"
+            self.save()
 
     def finish(self) -> None:
         self.state["finished"] = True
@@ -160,6 +173,7 @@ def _new(recipe: Recipe, path: Path) -> Run:
             "finished": False,
         },
         lock_fd,
+        created=True,
     )
     run.save()
     return run

@@ -96,8 +96,7 @@ def train(
         try:
             return _train(recipe, run)
         except Exception as error:
-            if not run.trained:
-                run.fail(error)  # so that a later run does not take it for work to resume
+            run.fail(error)  # before any training: nothing left that looks like work
             raise
         finally:
             keras.mixed_precision.set_global_policy(previous_policy)

@@ -1,0 +1,78 @@
+"""Run `tltk train RECIPE` in this process, SIGKILLing it at one stage (tests/test_faults.py).
+
+    python fault_driver.py RECIPE STAGE     STAGE: none | mid_epoch | between_phases |
+                                                   evaluation | export_start | export_written
+
+The kill is a real SIGKILL of this process at the named point, as a crash or an OOM kill would
+be: no Python cleanup runs.
+"""
+
+from __future__ import annotations
+
+import os
+import signal
+import sys
+
+import keras
+
+
+def die() -> None:
+    sys.stdout.flush()
+    os.kill(os.getpid(), signal.SIGKILL)
+
+
+class KillMidEpoch(keras.callbacks.Callback):
+    """SIGKILL in the middle of the second epoch of the last phase (its first epoch is backed
+    up, its second half done)."""
+
+    def __init__(self, epoch: int):
+        super().__init__()
+        self.epoch, self.current = epoch, -1
+
+    def on_epoch_begin(self, epoch, logs=None):
+        self.current = epoch
+
+    def on_train_batch_end(self, batch, logs=None):
+        if self.current == self.epoch and batch == 1:
+            die()
+
+
+def main(recipe: str, stage: str) -> int:
+    from tltk import cli, tasks, trainer
+
+    if stage == "mid_epoch":
+        make_callbacks = trainer.phase_callbacks
+
+        def with_killer(recipe, run, index, phase, **kw):
+            callbacks = make_callbacks(recipe, run, index, phase, **kw)
+            if index == len(run.state["phases"]) - 1:
+                callbacks.append(KillMidEpoch(run.phase(index)["start_epoch"] + 1))
+            return callbacks
+
+        trainer.phase_callbacks = with_killer
+    elif stage == "between_phases":
+        compile_phase = trainer._compile
+
+        def compile_or_die(fit, index, phase):
+            if index == 1:
+                die()
+            return compile_phase(fit, index, phase)
+
+        trainer._compile = compile_or_die
+    elif stage == "evaluation":
+        tasks.evaluate = lambda *a, **k: die()
+    elif stage == "export_start":
+        tasks.export = lambda *a, **k: die()
+    elif stage == "export_written":
+        export = tasks.export
+
+        def export_then_die(*args, **kwargs):
+            export(*args, **kwargs)  # the version folder is complete, the run has not said so
+            die()
+
+        tasks.export = export_then_die
+    return cli.main(["train", recipe])
+
+
+if __name__ == "__main__":
+    sys.exit(main(*sys.argv[1:]))
