@@ -64,3 +64,51 @@ def test_resumed_phase_appends_under_the_existing_header(tmp_path):
     history = read_history_csv(path)
     assert history["epoch"] == [0, 1] and history["loss"][0] == pytest.approx(0.9)
     assert history["learning_rate"][1] == pytest.approx(0.1)
+
+
+def test_backup_epoch_and_callback_state_survive_a_restart(tmp_path):
+    """What a resumed phase needs from a killed one: the epoch BackupAndRestore resumes at (read
+    from Keras' own metadata file, so this fails loudly if its format changes) and what
+    EarlyStopping / ReduceLROnPlateau / ModelCheckpoint remembered, best weights included."""
+    from tltk.callback_state import CallbackState, backed_up_epoch
+
+    x = np.linspace(-1, 1, 64, dtype="float32").reshape(-1, 1)
+    y = 3 * x
+
+    def model():
+        keras.utils.set_random_seed(1)
+        m = keras.Sequential([keras.Input((1,)), keras.layers.Dense(1)])
+        m.compile(optimizer=keras.optimizers.SGD(0.05), loss="mse")
+        return m
+
+    def callbacks():
+        out = [
+            keras.callbacks.EarlyStopping(monitor="loss", patience=50, restore_best_weights=True),
+            keras.callbacks.ReduceLROnPlateau(monitor="loss", patience=50),
+            keras.callbacks.ModelCheckpoint(
+                str(tmp_path / "best.weights.h5"), monitor="loss", save_best_only=True,
+                save_weights_only=True,
+            ),
+        ]  # fmt: skip
+        return out + [CallbackState(tmp_path / "b", out), keras.callbacks.BackupAndRestore(
+            str(tmp_path / "b"), delete_checkpoint=False)]  # fmt: skip
+
+    assert backed_up_epoch(tmp_path / "b") is None
+    first, cbs = model(), callbacks()
+    first.fit(x, y, epochs=3, batch_size=16, callbacks=cbs, verbose=0)
+    assert backed_up_epoch(tmp_path / "b") == 3
+    es, rl, ck = cbs[:3]
+    assert es.best_epoch == 2 and es.best < 1e9 and ck.best == es.best
+    # A fresh process: new callbacks, given back what the old ones knew when epoch 3 began.
+    second, again = model(), callbacks()
+    again[3].set_model(second)
+    for cb in again[:3]:
+        cb.set_model(second)
+        cb.on_train_begin()
+    again[3].on_train_begin()
+    for old, new in zip(cbs[:3], again[:3], strict=True):
+        assert new.best == pytest.approx(old.best) and getattr(new, "wait", 0) == getattr(
+            old, "wait", 0
+        )
+    for a, b in zip(again[0].best_weights, es.best_weights, strict=True):
+        np.testing.assert_array_equal(a, b)

@@ -4,12 +4,12 @@ from __future__ import annotations
 
 import csv
 import io
-import json
 from pathlib import Path
 
 import keras
 import numpy as np
 
+from tltk.callback_state import CallbackState
 from tltk.io import atomic_write_text
 from tltk.recipe import PhaseConfig, Recipe
 from tltk.runs import Run, TrainingDiverged
@@ -40,18 +40,6 @@ class DivergenceGuard(keras.callbacks.TerminateOnNaN):
                 "from there. Try a lower learning_rate, train.global_clipnorm: 1.0 (or "
                 "clipnorm), and train.precision: float32 if it was mixed."
             )
-
-
-def backed_up_epoch(backup_dir: str | Path) -> int | None:
-    """The epoch a BackupAndRestore in `backup_dir` will resume `fit` at, or None.
-
-    Reads Keras' own `training_metadata.json` (its format: {"epoch": E, "batch": B}); the one
-    place tltk depends on it, kept in step by tests/test_callbacks.py.
-    """
-    path = Path(backup_dir) / "training_metadata.json"
-    if not (Path(backup_dir) / "latest.weights.h5").is_file() or not path.is_file():
-        return None
-    return int(json.loads(path.read_text())["epoch"])
 
 
 class PhaseProgress(keras.callbacks.Callback):
@@ -206,12 +194,10 @@ def phase_callbacks(
     # Last, in this order: an epoch's log rows are written before its backup, and its backup
     # before its progress record, so a kill at any point resumes without losing a row.
     if cfg.backup:
+        backup = run.dir / "backup" / f"phase{index}"
+        out.append(CallbackState(backup, out))  # what the callbacks above remember
         # Kept until the phase is recorded as done, so a kill between the end of fit() and that
         # record resumes at the phase's last epoch rather than redoing the phase.
-        out.append(
-            keras.callbacks.BackupAndRestore(
-                str(run.dir / "backup" / f"phase{index}"), delete_checkpoint=False
-            )
-        )
+        out.append(keras.callbacks.BackupAndRestore(str(backup), delete_checkpoint=False))
     out.append(PhaseProgress(run, index))
     return out

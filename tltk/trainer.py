@@ -22,12 +22,8 @@ import tensorflow as tf
 
 from tltk import phases as ph
 from tltk import tasks
-from tltk.callbacks import (
-    TrainingDiverged,
-    ValidationMetrics,
-    backed_up_epoch,
-    phase_callbacks,
-)
+from tltk.callback_state import backed_up_epoch
+from tltk.callbacks import TrainingDiverged, ValidationMetrics, phase_callbacks
 from tltk.data import LabelledData
 from tltk.data.images import write_split_manifest
 from tltk.data.pipeline import batches_per_pass
