@@ -287,3 +287,36 @@ def test_fashion_mnist_subset_loads_as_a_presplit_folder(tmp_path):
     assert {n: len(s) for n, s in out.splits.items()} == {"train": 30, "test": 30}
     with pytest.raises(DataError, match="already holds"):
         write_fashion_mnist(tmp_path / "fm", per_class=4)
+
+
+# --------------------------------------------------------------------------- small classes
+
+
+def test_classes_missing_from_val_or_test_are_reported_and_warned(tmp_path, capsys):
+    root = make_image_folder(tmp_path / "images", {"a": 10, "b": 10, "rare": 1, "two": 2})
+    cfg = DataConfig(path=str(root), val_fraction=0.2, test_fraction=0.2)
+    out = load_image_data(cfg, seed=0)
+    counts = out.report["counts"]
+    assert counts["train"]["per_class"]["rare"] == 1
+    # `two` lands in val or test (every class keeps one example in train), never in both.
+    missing = {s: [c for c, n in counts[s]["per_class"].items() if n == 0] for s in ("val", "test")}
+    assert out.report["absent_classes"] == missing
+    assert "rare" in missing["val"] and "rare" in missing["test"]
+    assert sorted(missing["val"] + missing["test"]) == ["rare", "rare", "two"]
+    printed = capsys.readouterr().out
+    for split, names in missing.items():
+        shown = ", ".join(f"'{c}' ({1 if c == 'rare' else 2} in all)" for c in names)
+        assert (
+            f"warning: no {split} example of {len(names)} class(es): {shown}. Their {split} "
+            "metrics cannot be measured" in printed
+        )
+        assert f"Add examples of them or raise data.{split}_fraction." in printed
+
+    # A given test folder without a class: nothing to raise, only examples to add.
+    make_image_folder(tmp_path / "split" / "train", {"a": 4, "b": 4})
+    make_image_folder(tmp_path / "split" / "test", {"a": 2}, seed=1)
+    given = load_image_data(DataConfig(path=str(tmp_path / "split"), val_fraction=0), seed=0)
+    assert given.report["absent_classes"] == {"test": ["b"]}
+    assert "class(es): 'b' (4 in all)" in capsys.readouterr().out
+    full = load_image_data(DataConfig(path=str(root), val_fraction=0, test_fraction=0), seed=0)
+    assert full.report["absent_classes"] == {}
