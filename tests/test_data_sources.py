@@ -111,6 +111,48 @@ def test_csv_multiclass_reports_missing_file_with_line(tmp_path):
         load_image_data(strict, seed=0)
 
 
+def test_csv_paths_outside_the_manifest_folder_are_refused_unless_allowed(tmp_path):
+    data, elsewhere = tmp_path / "data", tmp_path / "elsewhere"
+    make_image_folder(elsewhere, {"cat": 2, "dog": 2}, seed=1)
+    rows = [f"img/cat/{i}.png,cat" for i in range(4)] + [f"img/dog/{i}.png,dog" for i in range(4)]
+    rows += [
+        "img/../img/cat/0.png,cat",  # `..` that stays inside: fine
+        f"{data}/img/dog/1.png,dog",  # an absolute path inside: fine
+        "img/alias.png,cat",  # a symlink to a file inside: fine
+        "../elsewhere/cat/0.png,cat",  # line 13
+        f"{elsewhere}/dog/0.png,dog",  # line 14
+        "img/link.png,cat",  # line 15: a symlink to a file elsewhere
+        "img/linked_dir/1.png,dog",  # line 16: inside a symlinked folder elsewhere
+    ]
+    manifest = _manifest(data, rows)
+    (data / "img" / "alias.png").symlink_to(data / "img" / "cat" / "1.png")
+    (data / "img" / "link.png").symlink_to(elsewhere / "cat" / "1.png")
+    (data / "img" / "linked_dir").symlink_to(elsewhere / "dog")
+    cfg = DataConfig(source="csv", path=manifest, val_fraction=0, test_fraction=0)
+    with pytest.raises(DataError) as e:
+        load_image_data(cfg, seed=0)
+    message = str(e.value)
+    assert message.startswith(f"4 manifest row(s) name images outside the manifest's folder {data}")
+    for line, cell, real in [
+        (13, "../elsewhere/cat/0.png", elsewhere / "cat/0.png"),
+        (14, f"{elsewhere}/dog/0.png", elsewhere / "dog/0.png"),
+        (15, "img/link.png", elsewhere / "cat/1.png"),
+        (16, "img/linked_dir/1.png", elsewhere / "dog/1.png"),
+    ]:
+        assert f"{manifest}:line {line}: {cell!r} is {real}\n" in message + "\n"
+    assert "line 12" not in message and "set data.allow_outside_paths: true" in message
+
+    allowed = DataConfig.model_validate({**cfg.model_dump(), "allow_outside_paths": True})
+    out = load_image_data(allowed, seed=0)
+    assert len(out.splits["train"]) == 15 and not out.report["missing_files"]
+    # A manifest reached through a symlinked folder judges paths by the real folder.
+    (tmp_path / "data_link").symlink_to(data)
+    inside = _manifest(tmp_path / "data_link", rows[:11])
+    assert (
+        len(load_image_data(cfg.model_copy(update={"path": inside}), seed=0).splits["train"]) == 11
+    )
+
+
 def test_csv_multilabel_delimiter_json_and_split_column(tmp_path):
     rows = [
         "img/cat/0.png,cat|indoor,train",
@@ -245,3 +287,36 @@ def test_fashion_mnist_subset_loads_as_a_presplit_folder(tmp_path):
     assert {n: len(s) for n, s in out.splits.items()} == {"train": 30, "test": 30}
     with pytest.raises(DataError, match="already holds"):
         write_fashion_mnist(tmp_path / "fm", per_class=4)
+
+
+# --------------------------------------------------------------------------- small classes
+
+
+def test_classes_missing_from_val_or_test_are_reported_and_warned(tmp_path, capsys):
+    root = make_image_folder(tmp_path / "images", {"a": 10, "b": 10, "rare": 1, "two": 2})
+    cfg = DataConfig(path=str(root), val_fraction=0.2, test_fraction=0.2)
+    out = load_image_data(cfg, seed=0)
+    counts = out.report["counts"]
+    assert counts["train"]["per_class"]["rare"] == 1
+    # `two` lands in val or test (every class keeps one example in train), never in both.
+    missing = {s: [c for c, n in counts[s]["per_class"].items() if n == 0] for s in ("val", "test")}
+    assert out.report["absent_classes"] == missing
+    assert "rare" in missing["val"] and "rare" in missing["test"]
+    assert sorted(missing["val"] + missing["test"]) == ["rare", "rare", "two"]
+    printed = capsys.readouterr().out
+    for split, names in missing.items():
+        shown = ", ".join(f"'{c}' ({1 if c == 'rare' else 2} in all)" for c in names)
+        assert (
+            f"warning: no {split} example of {len(names)} class(es): {shown}. Their {split} "
+            "metrics cannot be measured" in printed
+        )
+        assert f"Add examples of them or raise data.{split}_fraction." in printed
+
+    # A given test folder without a class: nothing to raise, only examples to add.
+    make_image_folder(tmp_path / "split" / "train", {"a": 4, "b": 4})
+    make_image_folder(tmp_path / "split" / "test", {"a": 2}, seed=1)
+    given = load_image_data(DataConfig(path=str(tmp_path / "split"), val_fraction=0), seed=0)
+    assert given.report["absent_classes"] == {"test": ["b"]}
+    assert "class(es): 'b' (4 in all)" in capsys.readouterr().out
+    full = load_image_data(DataConfig(path=str(root), val_fraction=0, test_fraction=0), seed=0)
+    assert full.report["absent_classes"] == {}

@@ -45,6 +45,28 @@ def test_classification_by_hand():
     assert m["confusion_matrix"] == {"labels": NAMES, "matrix": [[2, 1, 0], [0, 1, 1], [0, 0, 1]]}
 
 
+def test_macro_averages_cover_the_classes_present():
+    """fox has no example in the split; one cat is predicted as fox. Macro averages are over
+    cat and dog; the fox row stays; the fox prediction still costs cat's recall."""
+    y_true = np.array([0, 0, 0, 1, 1])
+    y_score = np.array(
+        [[0.9, 0.1, 0], [0.8, 0.2, 0], [0.1, 0.2, 0.7], [0.2, 0.8, 0], [0.6, 0.4, 0]]
+    )
+    m = compute_metrics(y_true, y_score, NAMES)
+    # cat: precision 2/3, recall 2/3; dog: precision 1, recall 1/2
+    assert m["absent_classes"] == ["fox"] and m["num_classes"] == 3
+    assert m["precision_macro"] == pytest.approx((2 / 3 + 1) / 2)
+    assert m["recall_macro"] == pytest.approx((2 / 3 + 1 / 2) / 2)
+    assert m["f1_macro"] == pytest.approx((2 / 3 + 2 / 3) / 2)
+    assert m["recall_weighted"] == pytest.approx(3 / 5)
+    assert m["per_class"]["fox"] == {"precision": 0.0, "recall": 0.0, "f1": 0.0, "support": 0}
+    assert m["confusion_matrix"]["matrix"][0] == [2, 0, 1]
+    full = compute_metrics(Y_TRUE, Y_SCORE, NAMES)
+    assert full["absent_classes"] == [] and full["f1_macro"] == pytest.approx(59 / 90)
+    text = format_summary({**m, "split": "test"})
+    assert "no test example of 1 class(es): fox (macro averages cover the other 2)" in text
+
+
 def test_one_hot_labels_and_top_k_capped_at_num_classes():
     m = compute_metrics(np.eye(3)[Y_TRUE], Y_SCORE, NAMES)  # top_k=5 > K=3
     assert m["accuracy"] == pytest.approx(4 / 6)
@@ -66,9 +88,12 @@ def test_multilabel_by_hand():
     assert (m["precision_micro"], m["recall_micro"], m["f1_micro"]) == pytest.approx(
         (3 / 5, 3 / 4, 2 / 3)
     )
+    # Macro over a and b: c has no positive example (support 0), so no recall to average;
+    # its one false positive still counts in the micro precision above.
     assert (m["precision_macro"], m["recall_macro"], m["f1_macro"]) == pytest.approx(
-        (5 / 9, 1 / 2, 22 / 45)
+        (5 / 6, 3 / 4, 11 / 15)
     )
+    assert m["absent_classes"] == ["c"] and m["per_class"]["c"]["support"] == 0
     assert m["per_class"]["a"] == pytest.approx(
         {"precision": 2 / 3, "recall": 1.0, "f1": 0.8, "support": 2, "roc_auc": 1.0}
     )

@@ -2,10 +2,14 @@
 
 from __future__ import annotations
 
+import errno
 import io
 import json
+import os
+import stat
 import subprocess
 import sys
+from pathlib import Path
 
 import keras
 import numpy as np
@@ -14,9 +18,10 @@ import tensorflow as tf
 from PIL import Image
 
 import tltk.export as export_module
+import tltk.io as io_module
 import tltk.parity as parity_module
 from tltk.data.decode import decode_image, resize_image
-from tltk.export import export_image_model, next_version
+from tltk.export import ExportError, export_image_model, next_version
 from tltk.parity import ParityError, check_parity
 
 SIZE = 32
@@ -248,3 +253,200 @@ def test_multilabel_and_regression(tmp_path, task):
         assert not np.allclose(out["scores"].numpy().sum(-1), 1.0)  # sigmoids, not a softmax
     meta = json.loads((result.path / "assets.extra" / "tltk.json").read_text())
     assert meta["task"] == task
+
+
+# --------------------------------------------------------------------------- robustness
+
+
+def export(root, **kwargs):
+    return export_image_model(
+        tiny_model(), class_names=CLASSES, image_size=SIZE, export_root=root, name="m", **kwargs
+    )
+
+
+def card_version(path) -> int:
+    return json.loads((path / "assets.extra" / "model_card.json").read_text())["version"]
+
+
+def test_export_is_readable_by_other_users_under_umask_022(tmp_path):
+    previous = os.umask(0o022)
+    try:
+        result = export(tmp_path)
+    finally:
+        os.umask(previous)
+    modes = {
+        str(p.relative_to(tmp_path)): stat.S_IMODE(p.stat().st_mode)
+        for p in [tmp_path / "m", *sorted((tmp_path / "m").rglob("*"))]
+    }
+    assert "m/1/assets.extra/labels.txt" in modes and "m/1/saved_model.pb" in modes
+    wrong = {
+        p: oct(m) for p, m in modes.items() if m != (0o755 if Path(tmp_path, p).is_dir() else 0o644)
+    }
+    assert not wrong
+    assert result.version == 1
+
+
+def test_stale_temporaries_are_cleaned_and_live_ones_kept(tmp_path):
+    root = tmp_path / "m"
+    finished = root / "1"
+    finished.mkdir(parents=True)
+    (finished / "saved_model.pb").write_bytes(b"finished")
+    dead = subprocess.Popen([sys.executable, "-c", "pass"])
+    dead.wait()
+    live = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(60)"])
+    host = io_module._HOST
+    stale = root / f".2.{host}-{dead.pid}.0a1b2c3d.tmp"
+    alive = root / f".2.{host}-{live.pid}.0a1b2c3d.tmp"
+    try:
+        for folder in (stale, alive):
+            (folder / "variables").mkdir(parents=True)
+        result = export(tmp_path)
+        assert result.removed_temporaries == [stale]
+        assert sorted(p.name for p in root.iterdir()) == sorted(["1", "2", alive.name])
+        assert (finished / "saved_model.pb").read_bytes() == b"finished"
+        assert (root / "2" / "saved_model.pb").is_file() and alive.is_dir()
+    finally:
+        live.kill()
+        live.wait()
+
+
+@pytest.mark.parametrize("requested", [None, 5])
+def test_version_taken_while_exporting(tmp_path, monkeypatch, requested):
+    """Another exporter publishes the same number first: an automatic version moves on to the
+    next number (its card says so), a requested one is refused; theirs is left alone."""
+    real = export_module.build_card
+    taken = []
+
+    def competitor_finishes_first(name, version, *args):
+        if not taken:
+            other = tmp_path / "m" / str(version)
+            other.mkdir()
+            (other / "saved_model.pb").write_bytes(b"theirs")
+            taken.append(version)
+        return real(name, version, *args)
+
+    monkeypatch.setattr(export_module, "build_card", competitor_finishes_first)
+    if requested is None:
+        result = export(tmp_path)
+        assert taken == [1] and result.version == 2 and card_version(result.path) == 2
+    else:
+        with pytest.raises(FileExistsError, match=r"m/5 already exists; versions are never"):
+            export(tmp_path, version=requested)
+    assert (tmp_path / "m" / str(taken[0]) / "saved_model.pb").read_bytes() == b"theirs"
+    assert not [p for p in (tmp_path / "m").iterdir() if p.name.startswith(".")]
+
+
+def test_disk_full_mid_export_leaves_no_version(tmp_path, monkeypatch):
+    """The SavedModel is written; then a write of assets.extra/ hits a full disk."""
+    writes = []
+
+    def full(fd):
+        writes.append(fd)
+        raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC))
+
+    monkeypatch.setattr(io_module.os, "fsync", full)
+    with pytest.raises(
+        ExportError, match=r"labels\.txt .*No space left on device\. Nothing was exported"
+    ) as e:
+        export(tmp_path)
+    assert e.value.__cause__.errno == errno.ENOSPC and writes
+    assert list((tmp_path / "m").iterdir()) == []
+
+
+_READ_ONLY_CHILD = """
+import sys
+sys.path[:0] = sys.argv[2:]
+from test_export import export
+from tltk.export import ExportError
+try:
+    export(sys.argv[1])
+except ExportError as e:
+    print("ExportError:", e)
+"""
+
+
+def _drop_root_write_override() -> None:
+    """In the child: root ignores permission bits unless it loses CAP_DAC_OVERRIDE (and
+    CAP_DAC_READ_SEARCH); drop both from the bounding set so the exec'd process lacks them."""
+    import ctypes
+
+    libc = ctypes.CDLL(None, use_errno=True)
+    for capability in (1, 2):
+        if libc.prctl(24, capability, 0, 0, 0) != 0:  # PR_CAPBSET_DROP
+            raise OSError(ctypes.get_errno(), "prctl(PR_CAPBSET_DROP)")
+
+
+def _has_capability(bit: int) -> bool:
+    with open("/proc/self/status") as f:
+        effective = next(line for line in f if line.startswith("CapEff:")).split()[1]
+    return bool(int(effective, 16) >> bit & 1)
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("existing", [False, True])
+def test_read_only_export_root_is_a_clear_error(tmp_path, existing):
+    if os.geteuid() == 0 and not _has_capability(8):  # CAP_SETPCAP, to drop the others
+        pytest.skip("root without CAP_SETPCAP cannot give up its write override")
+    root = tmp_path / "saved_models"
+    (root / "m" if existing else root).mkdir(parents=True)
+    for folder in (root / "m", root):
+        if folder.exists():
+            folder.chmod(0o555)
+    tests, repo = Path(__file__).parent, Path(__file__).parent.parent
+    proc = subprocess.run(
+        [sys.executable, "-c", _READ_ONLY_CHILD, str(root), str(tests), str(repo)],
+        preexec_fn=_drop_root_write_override if os.geteuid() == 0 else None,
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
+    root.chmod(0o755)
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    assert f"could not create a folder in {root / 'm'}: Permission denied" in proc.stdout
+    assert "Nothing was exported (no version folder was created)" in proc.stdout
+    assert [p.name for p in root.iterdir()] == (["m"] if existing else [])
+    assert not existing or list((root / "m").iterdir()) == []
+
+
+_CONCURRENT_CHILD = """
+import os, sys, time
+sys.path[:0] = sys.argv[3:]
+import tltk.versions as versions
+from test_export import export
+
+barrier, real = sys.argv[2], versions.publish_directory
+
+def publish_together(tmp, final):
+    # Both exporters reach the rename with the same number before either renames.
+    open(os.path.join(barrier, str(os.getpid())), "w").close()
+    while len(os.listdir(barrier)) < 2:
+        time.sleep(0.01)
+    return real(tmp, final)
+
+versions.publish_directory = publish_together
+print("VERSION", export(sys.argv[1]).version)
+"""
+
+
+@pytest.mark.slow
+def test_two_processes_exporting_one_name_get_two_versions(tmp_path):
+    barrier = tmp_path / "barrier"
+    barrier.mkdir()
+    tests, repo = Path(__file__).parent, Path(__file__).parent.parent
+    command = [sys.executable, "-c", _CONCURRENT_CHILD, str(tmp_path), str(barrier)]
+    children = [
+        subprocess.Popen(
+            [*command, str(tests), str(repo)], stdout=subprocess.PIPE, stderr=subprocess.PIPE
+        )
+        for _ in range(2)
+    ]
+    outputs = [child.communicate(timeout=300) for child in children]
+    for child, (_, err) in zip(children, outputs, strict=True):
+        assert child.returncode == 0, err.decode()[-2000:]
+    versions = sorted(int(out.decode().split("VERSION")[1]) for out, _ in outputs)
+    assert versions == [1, 2] and len(os.listdir(barrier)) == 2
+    assert sorted(p.name for p in (tmp_path / "m").iterdir()) == ["1", "2"]
+    for v in versions:
+        path = tmp_path / "m" / str(v)
+        assert card_version(path) == v
+        assert {"serving_default", "serve_images"} <= set(tf.saved_model.load(str(path)).signatures)

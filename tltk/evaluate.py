@@ -100,11 +100,7 @@ def _classification(y_true, y_score, names: list[str], top_k: int) -> dict:
         "top_k": k,
         "top_k_accuracy": top,
     }
-    for average in ("macro", "weighted"):
-        p, r, f, _ = precision_recall_fscore_support(
-            y_true, y_pred, labels=labels, average=average, zero_division=0
-        )
-        out.update({f"precision_{average}": p, f"recall_{average}": r, f"f1_{average}": f})
+    out.update(_averages(y_true, y_pred, names, per[3], ("macro", "weighted")))
     out["per_class"] = _per_class(names, *per)
     matrix = confusion_matrix(y_true, y_pred, labels=labels)
     out["confusion_matrix"] = {"labels": names, "matrix": matrix.tolist()}
@@ -129,12 +125,9 @@ def _multilabel(y_true, y_score, names: list[str], threshold: float) -> dict:
         "subset_accuracy": float(np.mean(np.all(y_true == y_pred, axis=1))),
         "hamming_loss": hamming_loss(y_true, y_pred),
     }
-    for average in ("micro", "macro"):
-        p, r, f, _ = precision_recall_fscore_support(
-            y_true, y_pred, average=average, zero_division=0
-        )
-        out.update({f"precision_{average}": p, f"recall_{average}": r, f"f1_{average}": f})
-    per_class = _per_class(names, *precision_recall_fscore_support(y_true, y_pred, zero_division=0))
+    per = precision_recall_fscore_support(y_true, y_pred, zero_division=0)
+    out.update(_averages(y_true, y_pred, names, per[3], ("micro", "macro")))
+    per_class = _per_class(names, *per)
     aucs = []
     for j, name in enumerate(names):  # ROC-AUC is undefined for a class with one label value
         auc = roc_auc_score(y_true[:, j], y_score[:, j]) if len(set(y_true[:, j])) == 2 else None
@@ -162,6 +155,32 @@ def _regression(y_true, y_pred) -> dict:
         "rmse": math.sqrt(mean_squared_error(y_true, y_pred)),
         "r2": r2_score(y_true, y_pred) if len(y_true) > 1 else None,  # undefined for one example
     }
+
+
+def _averages(y_true, y_pred, names: list[str], support, averages) -> dict[str, Any]:
+    """Precision, recall and F1 under each of `averages`; macro over the classes present.
+
+    A class with no example in the split (support 0) has no recall to measure; counting it as
+    0 would drag the macro averages down for a fact about the split, not the model. Such
+    classes are listed in `absent_classes`; their per-class rows stay, and predictions of them
+    still count as errors (of the true class; in micro averages as false positives).
+    """
+    from sklearn.metrics import precision_recall_fscore_support
+
+    every = list(range(len(names)))
+    present = [j for j, s in enumerate(support) if s > 0] or every
+    out: dict[str, Any] = {}
+    for average in averages:
+        p, r, f, _ = precision_recall_fscore_support(
+            y_true,
+            y_pred,
+            labels=present if average == "macro" else every,
+            average=average,
+            zero_division=0,
+        )
+        out.update({f"precision_{average}": p, f"recall_{average}": r, f"f1_{average}": f})
+    out["absent_classes"] = [name for name, s in zip(names, support, strict=True) if s == 0]
+    return out
 
 
 def _per_class(names, precision, recall, f1, support) -> dict[str, dict]:
@@ -267,6 +286,13 @@ def format_summary(metrics: dict, *, max_rows: int = 30) -> str:
             head.append(f"ROC-AUC {_num(metrics['roc_auc_macro'])}")
     lines = ["  ".join(head)]
     per_class = metrics.get("per_class") or {}
+    absent = metrics.get("absent_classes") or []
+    if absent:
+        where = f"{metrics['split']} " if "split" in metrics else ""
+        lines.append(
+            f"no {where}example of {len(absent)} class(es): {', '.join(absent)} (macro averages "
+            f"cover the other {len(per_class) - len(absent)})"
+        )
     shown = list(per_class.items())
     note = ""
     if len(shown) > max_rows:

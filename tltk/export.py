@@ -26,22 +26,38 @@ All of them return, for classification and multi-label (K classes):
     top_score  float32 [N]     its score
 and for regression:
     prediction float32 [N]
+
+Versions: a version folder is built under a temporary name in NAME/ and renamed onto its number
+when complete, so TF Serving never sees half of one and no version is ever replaced. Exports of
+one name running at the same time each get their own number; a failed one (parity, disk full, no
+permission) leaves no version folder and an ExportError or ParityError saying why. The temporary
+folder of a killed export is removed by the next export of that name once its process is gone.
+Files get the user's umask like any other write (folders 0755, files 0644 with umask 022), so
+a server running as another user can read them.
 """
 
 from __future__ import annotations
 
 import re
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, NamedTuple
 
 import tensorflow as tf
 
 from tltk.data.decode import decode_image, resize_image
-from tltk.io import atomic_directory, atomic_write_json, atomic_write_text
+from tltk.io import atomic_write_json, atomic_write_text
 from tltk.model_card import RESERVED_KEYS, build_card, card_markdown, parity_text
 from tltk.parity import ParityError, check_parity
+from tltk.versions import (  # noqa: F401  (version_dirs, next_version: tltk.export's API)
+    ExportError,
+    next_version,
+    publish_version,
+    refuse_taken,
+    staged_version,
+    version_dirs,
+)
 
 if TYPE_CHECKING:
     import keras
@@ -60,6 +76,8 @@ class ExportResult:
     version: int
     parity: dict | None
     """{"max_abs_diff", "n", "passed", "tolerance", "child_imports"}; None: not checked."""
+    removed_temporaries: list[Path] = field(default_factory=list)
+    """Stale temporary folders of killed exports removed from EXPORT_ROOT/NAME first."""
 
 
 class Endpoint(NamedTuple):
@@ -68,23 +86,6 @@ class Endpoint(NamedTuple):
     fn: Callable[[tf.Tensor], tf.Tensor]
     spec: tf.TensorSpec
     doc: str
-
-
-def version_dirs(model_root: str | Path) -> dict[int, Path]:
-    """The integer-named version folders under NAME/ (temporary and other folders ignored)."""
-    root = Path(model_root)
-    if not root.is_dir():
-        return {}
-    return {
-        int(p.name): p
-        for p in root.iterdir()
-        if p.is_dir() and p.name.isascii() and p.name.isdigit()
-    }
-
-
-def next_version(model_root: str | Path) -> int:
-    """1 + the highest integer sub-folder of `model_root`, or 1."""
-    return max(version_dirs(model_root), default=0) + 1
 
 
 def export_image_model(
@@ -224,57 +225,68 @@ def _export(
     import keras
 
     _check(model, meta, name, version, card or {})
-    task, class_names = meta["task"], meta["class_names"]
+    task = meta["task"]
     root = Path(export_root) / name
-    version = next_version(root) if version is None else version
-    final = root / str(version)
-    if final.exists():
-        raise FileExistsError(
-            f"{final} already exists; versions are never overwritten: pass another version "
-            f"or leave it unset (next free: {next_version(root)})"
-        )
+    refuse_taken(root, version)
     archive = keras.export.ExportArchive()
     for resource in (model, *track):
         archive.track(resource)
-    serve = {sig: _with_outputs(e.fn, class_names, task) for sig, e in endpoints.items()}
+    serve = {sig: _with_outputs(e.fn, meta["class_names"], task) for sig, e in endpoints.items()}
     for sig, endpoint in endpoints.items():  # traced here: errors come before anything is written
         archive.add_endpoint(sig, serve[sig], input_signature=[endpoint.spec])
-    meta = {
-        **meta,
-        "signature": "serving_default",
-        "input": endpoints["serving_default"].spec.name,
-        "imports": list(imports),
+    meta = {**meta, "signature": "serving_default", "imports": list(imports)}
+    meta["input"] = endpoints["serving_default"].spec.name
+    signatures = {
+        sig: {"inputs": {e.spec.name: e.doc}, "outputs": _output_doc(task)}
+        for sig, e in endpoints.items()
     }
-    with atomic_directory(final) as tmp:
-        archive.write_out(str(tmp), verbose=False)
-        extra = tmp / EXTRA_DIR
-        extra.mkdir()
-        if task != "regression":
-            atomic_write_text(extra / LABELS_FILE, "".join(f"{c}\n" for c in class_names))
-        atomic_write_json(extra / META_FILE, meta)
-        result = None
-        if parity_inputs:
-            result = check_parity(
-                tmp,
-                parity_inputs,
-                serve["serving_default"],
-                input_name=meta["input"],
-                output_key="prediction" if task == "regression" else "scores",
-                imports=imports,
-            )
-            if not result["passed"]:
-                raise ParityError(
-                    f"parity check {parity_text(result)}; nothing was exported "
-                    f"({final} not created)"
-                )
-        signatures = {
-            sig: {"inputs": {e.spec.name: e.doc}, "outputs": _output_doc(task)}
-            for sig, e in endpoints.items()
-        }
-        doc = build_card(name, version, meta, signatures, result, card or {})
-        atomic_write_json(extra / CARD_JSON, doc)
-        atomic_write_text(extra / CARD_MD, card_markdown(doc))
-    return ExportResult(final, version, result)
+    try:
+        with staged_version(root, version) as (tmp, removed):
+            archive.write_out(str(tmp), verbose=False)
+            _write_extra(tmp / EXTRA_DIR, meta)
+            parity = None
+            if parity_inputs:
+                parity = _parity(tmp, parity_inputs, serve["serving_default"], meta, imports)
+
+            def write_card(v: int) -> None:
+                doc = build_card(name, v, meta, signatures, parity, card or {})
+                atomic_write_json(tmp / EXTRA_DIR / CARD_JSON, doc)
+                atomic_write_text(tmp / EXTRA_DIR / CARD_MD, card_markdown(doc))
+
+            version = publish_version(tmp, root, version, write_card)
+    except FileExistsError:
+        raise
+    except (OSError, tf.errors.OpError) as e:
+        raise ExportError(
+            f"export of {name!r} failed while writing under {root}: {e}. Nothing was exported "
+            "(no version folder was created); free some space or make the folder writable "
+            "(or export elsewhere with export.dir)"
+        ) from e
+    return ExportResult(root / str(version), version, parity, removed)
+
+
+def _write_extra(extra: Path, meta: dict) -> None:
+    extra.mkdir()
+    if meta["task"] != "regression":
+        atomic_write_text(extra / LABELS_FILE, "".join(f"{c}\n" for c in meta["class_names"]))
+    atomic_write_json(extra / META_FILE, meta)
+
+
+def _parity(tmp: Path, inputs, serve, meta: dict, imports: Sequence[str]) -> dict:
+    result = check_parity(
+        tmp,
+        inputs,
+        serve,
+        input_name=meta["input"],
+        output_key="prediction" if meta["task"] == "regression" else "scores",
+        imports=imports,
+    )
+    if not result["passed"]:
+        raise ParityError(
+            f"parity check {parity_text(result)}; nothing was exported (no version folder "
+            "was created)"
+        )
+    return result
 
 
 def _check(model, meta: dict, name: str, version, card: dict) -> None:

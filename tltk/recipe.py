@@ -50,6 +50,9 @@ class DataConfig(_Strict):
     download: bool = True
     """tfds: download if missing. With False, a missing dataset fails at once."""
     image_column: str = "path"
+    allow_outside_paths: bool = False
+    """csv: allow image paths that lead out of the manifest's folder (`../x`, an absolute path or
+    a symlink elsewhere). Off: such a row is an error naming its line."""
     text_column: str = "text"
     label_column: str = "label"
     label_delimiter: str | None = None

@@ -142,6 +142,7 @@ def assemble_labelled_data(
             "test_fraction": cfg.test_fraction,
         },
         "limit_per_class": cfg.limit_per_class,
+        "absent_classes": {} if regression else absent_classes(counts),
         **extra_report,
         **duplicates,
     }
@@ -187,6 +188,16 @@ def _counts(split: Split, class_names: list[str], regression: bool) -> dict:
     }
 
 
+def absent_classes(counts: dict) -> dict[str, list[str]]:
+    """The classes with no example in val and in test (splits that exist), e.g. a class too
+    small to be carved into them: their metrics cannot be measured there."""
+    return {
+        name: [c for c, n in counts[name]["per_class"].items() if n == 0]
+        for name in ("val", "test")
+        if name in counts and 0 in counts[name]["per_class"].values()
+    }
+
+
 def _check_train_counts(source: SourceData, train: dict, min_per_class: int) -> None:
     per_class = train.get("per_class", {c: 0 for c in source.class_names})
     few = {c: n for c, n in per_class.items() if n < min_per_class}
@@ -227,4 +238,13 @@ def summary_lines(report: dict, problems: dict[str, int], *, what: str) -> list[
         f"same {what} with different labels": len(report["label_conflicts"]),
     }
     lines += [f"  {n} {label}" for label, n in problems.items() if n]
+    per_split = [c["per_class"] for c in report["counts"].values() if "per_class" in c]
+    for split, names in report.get("absent_classes", {}).items():
+        shown = ", ".join(f"{c!r} ({sum(p[c] for p in per_split)} in all)" for c in names)
+        fix = f" or raise data.{split}_fraction" if split in report["splits"]["made"] else ""
+        lines.append(
+            f"  warning: no {split} example of {len(names)} class(es): {shown}. Their {split} "
+            "metrics cannot be measured: macro averages cover the classes present and "
+            f"metrics.json lists the others (absent_classes). Add examples of them{fix}."
+        )
     return lines

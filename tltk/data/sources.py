@@ -161,6 +161,8 @@ def read_csv(
 ) -> SourceData:
     """A manifest with an image column (relative to the manifest's folder) and a label column.
 
+    Paths that lead out of the manifest's folder (`../x`, absolute paths elsewhere, symlinks to
+    elsewhere) are refused with their lines unless `cfg.allow_outside_paths`.
     Multi-label cells hold several labels joined by `cfg.label_delimiter`, or a JSON list.
     An optional `split` column (train/val/test) assigns rows to splits.
     """
@@ -175,11 +177,14 @@ def read_csv(
                 )
         rows = [(reader.line_num, row) for row in reader]
     base = manifest.parent
-    records, missing, seen = [], [], set()
+    records, missing, outside, seen = [], [], [], set()
     for line, row in rows:
         origin = f"{manifest}:line {line}"
         cell = (row.get(cfg.image_column) or "").strip()
         path = Path(cell) if os.path.isabs(cell) else base / cell
+        if not cfg.allow_outside_paths and _leaves(path, base):
+            outside.append(f"{origin}: {cell!r} is {path.resolve()}")
+            continue
         label = _parse_label(row.get(cfg.label_column) or "", origin, cfg, multi_label, regression)
         if not regression:  # from every row: a class whose files are all missing still shows
             seen.update(label if multi_label else [label])
@@ -192,6 +197,8 @@ def read_csv(
             missing.append({"origin": origin, "file": str(path)})
             continue
         records.append((split, str(path), label, origin))
+    if outside:
+        _refuse_outside(outside, base)
     class_names = [cfg.label_column] if regression else sorted(seen)
     index = {c: i for i, c in enumerate(class_names)}
     out = {}
@@ -208,6 +215,25 @@ def read_csv(
         paths = np.array([r[1] for r in chosen], dtype=object)
         out[split] = Split(paths, labels, "path", [r[3] for r in chosen])
     return SourceData(class_names, out, {"type": "csv", "path": str(manifest)}, [], missing)
+
+
+def _leaves(path: Path, base: Path) -> bool:
+    """Whether `path` lands outside the folder `base` once `..` and symlinks are resolved.
+
+    Symlinks count where they point: a link out of the folder reads a file the manifest's folder
+    does not hold, just as `../x` does (an unpacked archive can carry such links).
+    """
+    return not path.resolve().is_relative_to(base.resolve())
+
+
+def _refuse_outside(outside: list[str], base: Path) -> None:
+    shown = "\n  ".join(outside[:10])
+    more = f"\n  ... and {len(outside) - 10} more" if len(outside) > 10 else ""
+    raise DataError(
+        f"{len(outside)} manifest row(s) name images outside the manifest's folder "
+        f"{base.resolve()}:\n  {shown}{more}\nMove the images under that folder (paths "
+        "relative to the manifest), or set data.allow_outside_paths: true to read them there."
+    )
 
 
 def _labels_of(cell: str, cfg: DataConfig) -> list[str]:
