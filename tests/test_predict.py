@@ -5,6 +5,7 @@ from __future__ import annotations
 import csv
 import json
 import shutil
+import subprocess
 import sys
 from pathlib import Path
 
@@ -13,6 +14,7 @@ import numpy as np
 import pytest
 from PIL import Image
 
+from tltk.cli import main
 from tltk.errors import PredictError
 from tltk.export import export_image_model
 from tltk.predict import load_exported, predict_images, predict_texts, write_predictions
@@ -184,3 +186,21 @@ def test_empty_input_is_reported_not_a_shape_error(setup, tmp_path):
         predict_texts(exported, [])
     with pytest.raises(PredictError, match="empty batch"):
         exported([])
+
+
+def test_cli_refuses_model_imports_and_reports_empty_input(setup, tmp_path, capsys):
+    model = copy_with_imports(setup, tmp_path, ["this"])
+    tltk = Path(sys.executable).parent / "tltk"
+    image = str(setup["images"] / "red.png")
+    done = subprocess.run([str(tltk), "predict", str(model), image], capture_output=True, text=True)
+    assert done.returncode == 2 and done.stdout == ""  # `this` would print the Zen of Python
+    assert done.stderr.startswith(f"tltk predict: error: {model / 'assets.extra' / 'tltk.json'}: ")
+    assert "'this'" in done.stderr and done.stderr.count("\n") == 1
+
+    (tmp_path / "empty").mkdir()
+    assert main(["predict", str(setup["base"] / "c"), str(tmp_path / "empty")]) == 2
+    err = capsys.readouterr().err
+    assert err.startswith(f"tltk predict: error: no images to predict in {tmp_path / 'empty'}: ")
+    (tmp_path / "blank.txt").write_text("\n  \n")
+    assert main(["predict", str(model), "--text-file", str(tmp_path / "blank.txt")]) == 2
+    assert "blank.txt: no texts to predict" in capsys.readouterr().err
