@@ -288,3 +288,15 @@ def test_import_quietly_holds_back_startup_lines(tmp_path, capfd, monkeypatch):
     with pytest.raises(ImportError, match="broken"):
         import_tensorflow_quietly(name)
     assert capfd.readouterr().err == TF_STARTUP + "not from absl\n"
+
+
+def test_a_builtin_value_error_inside_tltk_code_is_a_bug():
+    code = (
+        "def says():\n    raise ValueError('a message')\n\ndef bug():\n    return float('epoch')\n"
+    )
+    module = {"__name__": "tltk.fake"}
+    exec(compile(code, "tltk/fake.py", "exec"), module)
+    for name, expected in [("says", "a message"), ("bug", None)]:
+        with pytest.raises(ValueError) as e:
+            module[name]()
+        assert expected_failure(e.value) == expected

@@ -8,6 +8,7 @@ its traceback. Any other exception is a bug and keeps its traceback.
 from __future__ import annotations
 
 import argparse
+import dis
 import sys
 import traceback
 
@@ -195,9 +196,10 @@ def _tensorflow(args: argparse.Namespace) -> None:
 def expected_failure(error: Exception) -> str | None:
     """The message of an expected failure; None for a bug (it keeps its traceback).
 
-    Expected: a TltkError anywhere; a ValueError or RuntimeError raised by tltk's own code (its
-    messages are written for users: data, backbone and phase errors, an unreachable tfds host);
-    any OSError (missing file, permission, disk full, network); a package that is not installed.
+    Expected: a TltkError anywhere; a ValueError or RuntimeError from a `raise` in tltk's own
+    code (its messages are written for users: data, backbone and phase errors, an unreachable
+    tfds host); any OSError (missing file, permission, disk full, network); a package that is
+    not installed.
     """
     from tltk.errors import TltkError
 
@@ -205,17 +207,25 @@ def expected_failure(error: Exception) -> str | None:
         return str(error)
     if isinstance(error, ModuleNotFoundError) and not (error.name or "tltk").startswith("tltk"):
         return f"{error}: a package this needs is not installed in this environment"
-    if isinstance(error, (ValueError, RuntimeError)) and _raised_in_tltk(error):
+    if isinstance(error, (ValueError, RuntimeError)) and _raised_by_tltk(error):
         return str(error)
     return None
 
 
-def _raised_in_tltk(error: BaseException) -> bool:
+_RAISE = dis.opmap["RAISE_VARARGS"]
+
+
+def _raised_by_tltk(error: BaseException) -> bool:
+    """True when the innermost frame is tltk code stopped at a `raise` statement. A ValueError
+    that float() or a dependency raises inside tltk is a bug, not a message for users."""
     tb = error.__traceback__
     while tb is not None and tb.tb_next is not None:
         tb = tb.tb_next
-    module = tb.tb_frame.f_globals.get("__name__", "") if tb is not None else ""
-    return module == "tltk" or module.startswith("tltk.")
+    if tb is None:
+        return False
+    module = tb.tb_frame.f_globals.get("__name__", "")
+    in_tltk = module == "tltk" or module.startswith("tltk.")
+    return in_tltk and tb.tb_frame.f_code.co_code[tb.tb_lasti] == _RAISE
 
 
 if __name__ == "__main__":
