@@ -160,7 +160,9 @@ def test_check_validates_the_backbone_name(tmp_path, capsys):
     assert main([*check, f"backbone.name={tmp_path}"]) == 2  # a folder, but no preset in it
     assert "folder without config.json" in capsys.readouterr().err
     assert main([*check, f"backbone.name={tmp_path / 'gone'}"]) == 2
-    assert "looks like a path, but no folder is there" in capsys.readouterr().err
+    assert (
+        f"looks like a path, but there is no folder {tmp_path / 'gone'} " in capsys.readouterr().err
+    )
     preset = tmp_path / "preset"
     preset.mkdir()
     (preset / "config.json").write_text("{}")

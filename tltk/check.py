@@ -44,7 +44,10 @@ def check_backbone_name(name: str, *, task: str = "image") -> None:
             )
         return
     if "/" in name or name.startswith((".", "~")):
-        raise BackboneError(f"backbone.name: {name!r} looks like a path, but no folder is there")
+        raise BackboneError(
+            f"backbone.name: {name!r} looks like a path, but there is no folder "
+            f"{folder.absolute()} (relative paths start from the current folder)"
+        )
     import keras_hub  # only now: 4-5 s to import, and the one place preset names are listed
 
     presets = keras_hub.models.Backbone.presets
