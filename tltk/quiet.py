@@ -56,7 +56,11 @@ def import_tensorflow_quietly(module: str = "tensorflow") -> None:
     if module in sys.modules:
         return
     sys.stderr.flush()
-    saved = os.dup(2)
+    try:
+        saved = os.dup(2)
+    except OSError:  # no stderr to hold (closed by a daemon's launcher): nothing to keep quiet
+        importlib.import_module(module)
+        return
     failed = True
     with tempfile.TemporaryFile() as held:
         os.dup2(held.fileno(), 2)
