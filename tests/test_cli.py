@@ -4,6 +4,7 @@ predict, check, backbones, data; errors exit 2 with the message on stderr."""
 from __future__ import annotations
 
 import json
+import os
 import subprocess
 import sys
 from pathlib import Path
@@ -12,7 +13,10 @@ import pytest
 import yaml
 from helpers import make_image_folder, tiny_recipe
 
-from tltk.cli import main
+from tltk.cli import expected_failure, main
+from tltk.errors import RecipeError
+from tltk.phases import PhaseError, trainable_groups
+from tltk.quiet import drop_startup_noise, import_tensorflow_quietly
 
 CLASSES = ["a", "b", "c"]
 
@@ -30,12 +34,13 @@ def run_cli(*args: str, cwd: Path | None = None) -> subprocess.CompletedProcess:
     return subprocess.run([str(tltk), *args], cwd=cwd, capture_output=True, text=True, timeout=300)
 
 
-def test_check_prints_the_resolved_recipe_without_importing_tensorflow(tmp_path):
+def test_check_prints_the_resolved_recipe_quietly_without_keras_hub(tmp_path):
     recipe = write_recipe(tmp_path)
     code = (
         "import sys; from tltk.cli import main; "
         f"rc = main(['check', {str(recipe)!r}, '--set', 'train.batch_size=64']); "
-        "assert 'tensorflow' not in sys.modules and 'keras' not in sys.modules, 'imported'; "
+        "assert 'keras_hub' not in sys.modules, 'imported keras_hub'; "
+        "assert 'tensorflow_datasets' not in sys.modules, 'imported tfds'; "
         "sys.exit(rc)"
     )
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
@@ -44,6 +49,8 @@ def test_check_prints_the_resolved_recipe_without_importing_tensorflow(tmp_path)
     assert resolved["train"]["batch_size"] == 64
     assert resolved["phases"][1]["train"] == "top:1"
     assert resolved["head"]["type"] == "classification"  # defaults filled in
+    # TensorFlow loaded (the backbone registry needs it), and its C++ start-up log stayed quiet.
+    assert out.stderr == ""
 
 
 def test_recipe_errors_exit_2_naming_key_line_and_fix(tmp_path, capsys):
@@ -126,3 +133,172 @@ def test_backbones_and_data_commands(tmp_path, capsys):
         p.relative_to(tmp_path / "digits") for p in (tmp_path / "digits").rglob("*.png")
     )
     assert len(written) == 30 and {p.parts[0] for p in written} == {str(d) for d in range(10)}
+
+
+@pytest.mark.parametrize(
+    "item",
+    ["phases.5.epochs=3", "phases.x.epochs=3", "name=[unclosed", "name=!!python/name:os.system"],
+)
+def test_a_bad_set_is_one_line_naming_it(tmp_path, capsys, item):
+    recipe = write_recipe(tmp_path)
+    assert main(["check", str(recipe), "--set", item]) == 2
+    captured = capsys.readouterr()
+    assert captured.out == ""
+    assert captured.err.startswith(f"tltk check: error: --set {item!r}: ")
+    assert captured.err.count("\n") == 1 and "line" not in captured.err
+
+
+def test_check_validates_the_backbone_name(tmp_path, capsys):
+    recipe = write_recipe(tmp_path)
+    check = ["check", str(recipe), "--set"]
+    assert main([*check, "backbone.name=mobilenet_v3_smal"]) == 2
+    err = capsys.readouterr().err
+    assert err.startswith("tltk check: error: backbone.name: unknown backbone 'mobilenet_v3_smal'.")
+    assert "Did you mean: mobilenet_v3_small" in err and err.count("\n") == 1
+    assert main([*check, "backbone.name=text_rnn"]) == 2
+    assert "'text_rnn' is a text backbone" in capsys.readouterr().err
+    assert main([*check, f"backbone.name={tmp_path}"]) == 2  # a folder, but no preset in it
+    assert "folder without config.json" in capsys.readouterr().err
+    assert main([*check, f"backbone.name={tmp_path / 'gone'}"]) == 2
+    assert (
+        f"looks like a path, but there is no folder {tmp_path / 'gone'} " in capsys.readouterr().err
+    )
+    preset = tmp_path / "preset"
+    preset.mkdir()
+    (preset / "config.json").write_text("{}")
+    for name in ["MobileNet-V3-Small", "hf://org/model", "kaggle://org/model/keras/x", preset]:
+        assert main([*check, f"backbone.name={name}"]) == 0, capsys.readouterr().err
+    assert main([*check, "backbone.name=efficientnet_v2_b0", "--set", "task=text"]) == 2
+    assert "is an image backbone" in capsys.readouterr().err
+
+
+def test_check_reads_keras_hub_presets_for_other_names(tmp_path, capsys):
+    recipe = write_recipe(tmp_path)
+    check = ["check", str(recipe), "--set"]
+    assert main([*check, "backbone.name=resnet_18_imagenet"]) == 0
+    capsys.readouterr()
+    assert main([*check, "backbone.name=bert_tiny_en_uncase"]) == 2
+    assert "Did you mean: bert_tiny_en_uncased" in capsys.readouterr().err
+
+
+def test_offline_tfds_is_one_line_exit_2(tmp_path, capsys):
+    recipe = write_recipe(tmp_path)
+    data = f"data={{source: tfds, name: mnist, download: false, data_dir: {tmp_path / 'tfds'}}}"
+    assert main(["train", str(recipe), "--set", data]) == 2
+    err = capsys.readouterr().err
+    assert err.startswith("tltk train: error: tfds dataset 'mnist' is not prepared in ")
+    assert "data.download is false" in err and err.count("\n") == 1
+
+
+def test_os_errors_are_one_line_and_bugs_keep_their_traceback(tmp_path, capsys, monkeypatch):
+    (tmp_path / "file").write_text("")
+    assert main(["data", "digits", str(tmp_path / "file" / "digits"), "--per-class", "1"]) == 2
+    err = capsys.readouterr().err
+    assert err.startswith("tltk data: error: [Errno ") and str(tmp_path / "file") in err
+    assert err.count("\n") == 1
+
+    def buggy(args):
+        raise ValueError("a bug outside tltk's own raises")
+
+    monkeypatch.setattr("tltk.cli.cmd_data", buggy)
+    with pytest.raises(ValueError, match="a bug outside"):
+        main(["data", "digits", str(tmp_path)])
+
+    def interrupted(args):
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr("tltk.cli.cmd_data", interrupted)
+    assert main(["data", "digits", str(tmp_path)]) == 130
+    assert capsys.readouterr().err == "tltk data: interrupted\n"
+
+
+def test_expected_failures():
+    def raised(error: Exception) -> Exception:
+        try:
+            raise error
+        except Exception as e:
+            return e
+
+    missing = raised(ModuleNotFoundError("No module named 'safetensors'", name="safetensors"))
+    assert expected_failure(missing).startswith("No module named 'safetensors': a package")
+    assert expected_failure(raised(ModuleNotFoundError("tltk.x", name="tltk.x"))) is None
+    assert expected_failure(raised(PermissionError(13, "Permission denied", "/m"))) == (
+        "[Errno 13] Permission denied: '/m'"
+    )
+    assert expected_failure(raised(RecipeError("r.yaml: bad"))) == "r.yaml: bad"
+    # ValueError/RuntimeError: expected when tltk raised it (a message for users), else a bug.
+    assert expected_failure(raised(RuntimeError("from a test module"))) is None
+    with pytest.raises(PhaseError) as e:
+        trainable_groups("top:x", ["stem", "block1", "top"])
+    assert expected_failure(e.value) == str(e.value)
+
+
+def test_verbose_shows_tensorflow_logs_and_tracebacks(tmp_path, capsys, monkeypatch):
+    import tltk.quiet
+
+    calls = []
+    monkeypatch.setattr(tltk.quiet, "import_tensorflow_quietly", lambda: calls.append(1))
+    monkeypatch.delenv("TLTK_VERBOSE", raising=False)
+    assert main(["backbones", "--no-params"]) == 0 and calls == [1]
+    for argv in (["-v", "backbones"], ["backbones", "--verbose"]):
+        assert main([*argv, "--no-params"]) == 0 and calls == [1]
+    monkeypatch.setenv("TLTK_VERBOSE", "1")
+    assert main(["backbones", "--no-params"]) == 0 and calls == [1]
+    capsys.readouterr()
+    recipe = write_recipe(tmp_path)
+    assert main(["check", str(recipe), "--set", "phases.5.epochs=1"]) == 2
+    err = capsys.readouterr().err
+    assert err.startswith("Traceback") and "RecipeError" in err
+    assert err.splitlines()[-1].startswith("tltk check: error: --set 'phases.5.epochs=1': phases")
+
+
+# Lines TensorFlow 2.21's import wrote here (absl before InitializeLog: the odd time field is its).
+TF_STARTUP = """\
+WARNING: All log messages before absl::InitializeLog() is called are written to STDERR
+I0000 00:00:1795533566.453238    8371 port.cc:153] oneDNN custom operations are on. You may see
+I0000 00:00:1795533566.453575    8371 cudart_stub.cc:31] Could not find cuda drivers on your machine
+I0000 00:00:1795533518.339978    8184 cpu_feature_guard.cc:227] This TensorFlow binary is optimized
+To enable the following instructions: AVX2 AVX512F FMA, in other operations, rebuild TensorFlow
+E0000 00:00:1795533569.808677    8371 cuda_platform.cc:52] failed call to cuInit: INTERNAL: CUDA
+W1124 15:19:29.123456  123 some_file.cc:10] a warning after start-up
+"""
+
+
+def test_tensorflow_startup_lines_are_dropped_and_the_rest_kept():
+    kept = "a line from a library\nF0000 00:00:1795533569.8 8371 x.cc:1] a fatal error\n"
+    assert drop_startup_noise(TF_STARTUP + kept) == kept
+
+
+def noisy_module(tmp_path, name: str, fails: bool) -> str:
+    """A module that writes TF-like start-up lines (and one other) to fd 2 when imported."""
+    lines = TF_STARTUP + "not from absl\n"
+    body = f"import os\nos.write(2, {lines.encode()!r})\n"
+    (tmp_path / f"{name}.py").write_text(body + ("raise ImportError('broken')\n" if fails else ""))
+    return name
+
+
+def test_import_quietly_holds_back_startup_lines(tmp_path, capfd, monkeypatch):
+    monkeypatch.syspath_prepend(str(tmp_path))
+    monkeypatch.delenv("TF_CPP_MIN_LOG_LEVEL", raising=False)
+    name = noisy_module(tmp_path, "tltk_test_noisy_ok", fails=False)
+    import_tensorflow_quietly(name)
+    assert capfd.readouterr().err == "not from absl\n"
+    assert os.environ["TF_CPP_MIN_LOG_LEVEL"] == "3" and name in sys.modules
+    sys.modules.pop(name)
+    # A failed import shows everything it wrote: the lines may explain the failure.
+    name = noisy_module(tmp_path, "tltk_test_noisy_fails", fails=True)
+    with pytest.raises(ImportError, match="broken"):
+        import_tensorflow_quietly(name)
+    assert capfd.readouterr().err == TF_STARTUP + "not from absl\n"
+
+
+def test_a_builtin_value_error_inside_tltk_code_is_a_bug():
+    code = (
+        "def says():\n    raise ValueError('a message')\n\ndef bug():\n    return float('epoch')\n"
+    )
+    module = {"__name__": "tltk.fake"}
+    exec(compile(code, "tltk/fake.py", "exec"), module)
+    for name, expected in [("says", "a message"), ("bug", None)]:
+        with pytest.raises(ValueError) as e:
+            module[name]()
+        assert expected_failure(e.value) == expected

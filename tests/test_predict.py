@@ -4,14 +4,20 @@ from __future__ import annotations
 
 import csv
 import json
+import shutil
+import subprocess
+import sys
+from pathlib import Path
 
 import keras
 import numpy as np
 import pytest
 from PIL import Image
 
+from tltk.cli import main
+from tltk.errors import PredictError
 from tltk.export import export_image_model
-from tltk.predict import load_exported, predict_images, write_predictions
+from tltk.predict import load_exported, predict_images, predict_texts, write_predictions
 
 SIZE = 16
 COLORS = ["red", "green", "blue"]
@@ -128,3 +134,73 @@ def test_predict_regression(setup, tmp_path):
     assert result["prediction"] == pytest.approx(255 * 0.02, rel=1e-5)
     write_predictions([result], tmp_path / "r.csv")
     assert (tmp_path / "r.csv").read_text().splitlines()[0] == "input,prediction,error"
+
+
+def copy_with_imports(setup, tmp_path, imports) -> Path:
+    """A copy of an export whose tltk.json lists `imports` (as a copied, edited model would)."""
+    model = tmp_path / "copied" / "1"
+    shutil.copytree(setup["base"] / "c" / "1", model)
+    meta_path = model / "assets.extra" / "tltk.json"
+    meta = json.loads(meta_path.read_text())
+    assert meta["imports"] == ["tensorflow"]  # what tltk writes for an image model
+    meta_path.write_text(json.dumps({**meta, "imports": imports}))
+    return model
+
+
+@pytest.mark.parametrize("imports", [["this"], ["tensorflow", "this", "os"]])
+def test_model_metadata_cannot_choose_what_code_runs(setup, tmp_path, imports):
+    assert "this" not in sys.modules  # (importing `this` prints the Zen of Python)
+    model = copy_with_imports(setup, tmp_path, imports)
+    with pytest.raises(PredictError) as e:
+        load_exported(model)
+    msg = str(e.value)
+    assert msg.startswith(f"{model / 'assets.extra' / 'tltk.json'}: ")
+    assert "'this'" in msg and "tensorflow_text" in msg  # the refused module; what is allowed
+    assert "this" not in sys.modules
+
+
+def test_a_missing_op_library_is_a_clear_error(setup, tmp_path, monkeypatch):
+    model = copy_with_imports(setup, tmp_path, ["tensorflow", "tensorflow_text"])
+    monkeypatch.setitem(sys.modules, "tensorflow_text", None)  # makes its import fail
+    with pytest.raises(PredictError, match=r"tltk\.json: this model needs 'tensorflow_text'.*"
+                       r"pip install tensorflow-text"):  # fmt: skip
+        load_exported(model)
+    monkeypatch.undo()
+    (model / "assets.extra" / "tltk.json").write_text("{not json")
+    with pytest.raises(PredictError, match=r"tltk\.json: not valid JSON"):
+        load_exported(model)
+
+
+def test_empty_input_is_reported_not_a_shape_error(setup, tmp_path):
+    exported = load_exported(setup["base"] / "c")
+    (tmp_path / "empty").mkdir()
+    (tmp_path / "no_images").mkdir()
+    (tmp_path / "no_images" / "notes.txt").write_text("not an image")
+    (tmp_path / "no_images" / ".hidden.png").write_bytes(b"")
+    for inputs in ([tmp_path / "empty"], [tmp_path / "empty", tmp_path / "no_images"], []):
+        with pytest.raises(PredictError, match=r"no images to predict in .*\.png"):
+            predict_images(exported, inputs)
+    with pytest.raises(PredictError, match=str(tmp_path / "no_images")):
+        predict_images(exported, [tmp_path / "no_images"])
+    with pytest.raises(PredictError, match="no texts to predict"):
+        predict_texts(exported, [])
+    with pytest.raises(PredictError, match="empty batch"):
+        exported([])
+
+
+def test_cli_refuses_model_imports_and_reports_empty_input(setup, tmp_path, capsys):
+    model = copy_with_imports(setup, tmp_path, ["this"])
+    tltk = Path(sys.executable).parent / "tltk"
+    image = str(setup["images"] / "red.png")
+    done = subprocess.run([str(tltk), "predict", str(model), image], capture_output=True, text=True)
+    assert done.returncode == 2 and done.stdout == ""  # `this` would print the Zen of Python
+    assert done.stderr.startswith(f"tltk predict: error: {model / 'assets.extra' / 'tltk.json'}: ")
+    assert "'this'" in done.stderr and done.stderr.count("\n") == 1
+
+    (tmp_path / "empty").mkdir()
+    assert main(["predict", str(setup["base"] / "c"), str(tmp_path / "empty")]) == 2
+    err = capsys.readouterr().err
+    assert err.startswith(f"tltk predict: error: no images to predict in {tmp_path / 'empty'}: ")
+    (tmp_path / "blank.txt").write_text("\n  \n")
+    assert main(["predict", str(model), "--text-file", str(tmp_path / "blank.txt")]) == 2
+    assert "blank.txt: no texts to predict" in capsys.readouterr().err

@@ -70,3 +70,56 @@ def test_missing_file_and_bad_yaml(tmp_path):
         load_recipe(tmp_path / "nope.yaml")
     with pytest.raises(RecipeError, match="not valid YAML"):
         load_recipe(write(tmp_path, "name: [unclosed\n"))
+
+
+TWO_PHASES = "name: t\ntrain:\n  batch_size: 8\nphases:\n  - {epochs: 1}\n  - {epochs: 1}\n"
+
+
+@pytest.mark.parametrize(
+    "item, expected",
+    [
+        ("phases.5.epochs=3", r"phases has indices 0\.\.1; there is no item 5\."),
+        ("phases.x.epochs=3", r"phases is a list \(indices 0\.\.1\), and 'x' is not an index"),
+        ("phases.-1.epochs=3", r"'-1' is not an index"),
+        ("phases.2=[]", r"there is no item 2\. .*--set 'phases=\[\.\.\.\]'"),
+        ("name.x=1", r"name is a value \('t'\), not a section"),
+        ("train..x=1", r"empty part"),
+        ("name=[unclosed", r"'\[unclosed' is not valid YAML .*expected ',' or '\]'.*quote"),
+        ("name=!!python/name:os.system", r"tag:yaml\.org,2002:python/name:os\.system.*Python"),
+        ("phases=!!python/object/apply:os.system [echo x]", r"not valid YAML.*python/object"),
+    ],
+)
+def test_bad_set_is_a_recipe_error_naming_the_override_not_a_line(tmp_path, item, expected):
+    path = write(tmp_path, TWO_PHASES)
+    with pytest.raises(RecipeError, match=expected) as e:
+        load_recipe(path, [item])
+    msg = str(e.value)
+    assert msg.startswith(f"--set {item!r}: ")
+    assert "line" not in msg  # neither the recipe's lines nor the YAML mark inside the value
+
+
+def test_invalid_set_value_cites_the_override_and_file_errors_keep_their_line(tmp_path):
+    path = write(tmp_path, TWO_PHASES + "backbone:\n  image_size: big\n")
+    with pytest.raises(RecipeError) as e:
+        load_recipe(path, ["train.batch_size=many", "phases=[{epochs: x}]"])
+    lines = str(e.value).splitlines()
+    assert lines[0] == f"{path}: invalid recipe"
+    by_key = {line.split(" (")[0].strip(): line for line in lines[1:]}
+    assert "backbone.image_size (line 8): " in by_key["backbone.image_size"]  # from the file
+    assert "(--set 'train.batch_size=many'): " in by_key["train.batch_size"]
+    assert "(--set 'phases=[{epochs: x}]'): " in by_key["phases.0.epochs"]
+    assert "line" not in by_key["train.batch_size"] + by_key["phases.0.epochs"]
+
+
+def test_set_fills_empty_sections_and_normalises_indices(tmp_path):
+    path = write(tmp_path, TWO_PHASES + "augment:\n")  # an empty section loads as null
+    recipe = load_recipe(path, ["augment.mixup=0.2", "phases.01.epochs=4"])
+    assert recipe.augment.mixup == 0.2 and recipe.phases[1].epochs == 4
+    with pytest.raises(RecipeError, match=r"phases\.1\.epochs \(--set 'phases\.01\.epochs=x'\)"):
+        load_recipe(path, ["phases.01.epochs=x"])
+
+
+def test_set_on_a_dict_recipe_leaves_the_callers_dict_alone():
+    source = {"name": "t", "train": {"batch_size": 8}}
+    assert load_recipe(source, ["train.batch_size=16"]).train.batch_size == 16
+    assert source == {"name": "t", "train": {"batch_size": 8}}

@@ -14,6 +14,8 @@ __version__ = "0.1.0"
 _LAZY = {
     "load_recipe": "tltk.recipe",
     "Recipe": "tltk.recipe",
+    "check_recipe": "tltk.check",
+    "TltkError": "tltk.errors",
     "train": "tltk.trainer",
     "TrainResult": "tltk.trainer",
     "evaluate_run": "tltk.api",

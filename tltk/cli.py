@@ -1,14 +1,16 @@
-"""`tltk` command line: parse, call the library, print. No logic lives here."""
+"""`tltk` command line: parse, call the library, print. No logic lives here.
+
+An expected failure (a tltk error: recipe, data, weights, network, model files; a missing file or
+package) prints one line (a recipe error: one line per key) and exits with 2; `--verbose` adds
+its traceback. Any other exception is a bug and keeps its traceback.
+"""
 
 from __future__ import annotations
 
 import argparse
-import os
+import dis
 import sys
-
-
-def _quiet_tensorflow() -> None:
-    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+import traceback
 
 
 def cmd_train(args: argparse.Namespace) -> int:
@@ -21,7 +23,12 @@ def cmd_train(args: argparse.Namespace) -> int:
 def cmd_check(args: argparse.Namespace) -> int:
     from tltk.recipe import load_recipe
 
-    print(load_recipe(args.recipe, args.set).to_yaml(), end="")
+    recipe = load_recipe(args.recipe, args.set)  # schema errors come before TensorFlow loads
+    _tensorflow(args)  # the backbone registry needs it
+    from tltk.check import check_recipe
+
+    check_recipe(recipe)
+    print(recipe.to_yaml(), end="")
     return 0
 
 
@@ -44,16 +51,19 @@ def cmd_export(args: argparse.Namespace) -> int:
 
 def cmd_predict(args: argparse.Namespace) -> int:
     from tltk import predict as pr
+    from tltk.errors import PredictError
 
     if args.text or args.text_file:
         texts = list(args.text or [])
         if args.text_file:
             with open(args.text_file, encoding="utf-8", errors="replace") as f:
                 texts += [line.rstrip("\n") for line in f if line.strip()]
+            if not texts:
+                raise PredictError(f"{args.text_file}: no texts to predict (every line is blank)")
         results = pr.predict_texts(args.model_dir, texts, top_k=args.top_k)
     else:
         if not args.inputs:
-            raise SystemExit("tltk predict: give image files/folders, --text or --text-file")
+            raise PredictError("give image files or folders, --text or --text-file")
         results = pr.predict_images(args.model_dir, args.inputs, top_k=args.top_k)
     pr.write_predictions(results, args.out)
     return 0
@@ -81,7 +91,18 @@ def cmd_data(args: argparse.Namespace) -> int:
 
 def build_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="tltk", description="Transfer-learning recipes for Keras 3.")
+    verbose = {
+        "action": "store_true",
+        "help": "show TensorFlow's start-up log and the traceback of an error (or TLTK_VERBOSE=1)",
+    }
+    p.add_argument("-v", "--verbose", **verbose)
+    # Also after the command (`tltk train r.yaml -v`); SUPPRESS keeps a flag given before it.
+    common = argparse.ArgumentParser(add_help=False)
+    common.add_argument("-v", "--verbose", default=argparse.SUPPRESS, **verbose)
     sub = p.add_subparsers(dest="command", required=True)
+
+    def command(name: str, **kwargs) -> argparse.ArgumentParser:
+        return sub.add_parser(name, parents=[common], **kwargs)
 
     def with_set(sp):
         sp.add_argument(
@@ -92,34 +113,32 @@ def build_parser() -> argparse.ArgumentParser:
             help="override a recipe key, e.g. --set train.batch_size=64 (repeatable)",
         )
 
-    sp = sub.add_parser(
-        "train", help="train a recipe (resumes an unfinished run of the same recipe)"
-    )
+    sp = command("train", help="train a recipe (resumes an unfinished run of the same recipe)")
     sp.add_argument("recipe")
     with_set(sp)
     sp.add_argument("--run-dir", help="use or resume this run folder")
     sp.add_argument("--new", action="store_true", help="start a new run even if one can be resumed")
-    sp.set_defaults(func=cmd_train)
+    sp.set_defaults(func=cmd_train, tensorflow=True)
 
-    sp = sub.add_parser("check", help="validate a recipe and print it fully resolved")
+    sp = command("check", help="validate a recipe and print it fully resolved")
     sp.add_argument("recipe")
     with_set(sp)
     sp.set_defaults(func=cmd_check)
 
-    sp = sub.add_parser("evaluate", help="re-evaluate a run on a split or on a folder of data")
+    sp = command("evaluate", help="re-evaluate a run on a split or on a folder of data")
     sp.add_argument("run")
     sp.add_argument("--split", help="train, val or test (default: the recipe's)")
     sp.add_argument("--data", help="a folder (or manifest) laid out like the training data")
-    sp.set_defaults(func=cmd_evaluate)
+    sp.set_defaults(func=cmd_evaluate, tensorflow=True)
 
-    sp = sub.add_parser("export", help="export a run as a SavedModel (TF Serving layout)")
+    sp = command("export", help="export a run as a SavedModel (TF Serving layout)")
     sp.add_argument("run")
     sp.add_argument("--name")
     sp.add_argument("--version", type=int)
     sp.add_argument("--dir", help="export root (default: the recipe's, saved_models)")
-    sp.set_defaults(func=cmd_export)
+    sp.set_defaults(func=cmd_export, tensorflow=True)
 
-    sp = sub.add_parser("predict", help="top-k labels from an exported SavedModel")
+    sp = command("predict", help="top-k labels from an exported SavedModel")
     sp.add_argument(
         "model_dir", help="saved_models/NAME (newest version) or saved_models/NAME/VERSION"
     )
@@ -128,17 +147,15 @@ def build_parser() -> argparse.ArgumentParser:
     sp.add_argument("--text-file", help="a file with one text per line")
     sp.add_argument("--top-k", type=int, default=3)
     sp.add_argument("--out", help="write .csv or .json instead of printing")
-    sp.set_defaults(func=cmd_predict)
+    sp.set_defaults(func=cmd_predict, tensorflow=True)
 
-    sp = sub.add_parser("backbones", help="list registered backbones")
+    sp = command("backbones", help="list registered backbones")
     sp.add_argument(
         "--no-params", action="store_true", help="skip building each to count parameters"
     )
-    sp.set_defaults(func=cmd_backbones)
+    sp.set_defaults(func=cmd_backbones, tensorflow=True)
 
-    sp = sub.add_parser(
-        "data", help="write an offline dataset (fashion_mnist, digits) as class folders"
-    )
+    sp = command("data", help="write an offline dataset (fashion_mnist, digits) as class folders")
     sp.add_argument("name", choices=["fashion_mnist", "digits"])
     sp.add_argument("root")
     sp.add_argument("--per-class", type=int, help="keep this many images per class and split")
@@ -147,23 +164,68 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def main(argv: list[str] | None = None) -> int:
-    args = build_parser().parse_args(argv)
-    _quiet_tensorflow()
-    from tltk.runs import RunLocked, TrainingDiverged
+    from tltk.quiet import verbose_from_env
 
+    args = build_parser().parse_args(argv)
+    args.verbose = args.verbose or verbose_from_env()
     try:
+        if getattr(args, "tensorflow", False):
+            _tensorflow(args)
         return args.func(args)
-    # Recipe, backbone, data and phase errors are ValueErrors whose text names the key and fix.
-    except (
-        ValueError,
-        FileNotFoundError,
-        FileExistsError,
-        ConnectionError,
-        RunLocked,
-        TrainingDiverged,
-    ) as e:
-        print(f"tltk {args.command}: error: {e}", file=sys.stderr)
+    except KeyboardInterrupt:
+        print(f"tltk {args.command}: interrupted", file=sys.stderr)
+        return 130
+    except Exception as e:
+        message = expected_failure(e)
+        if message is None:
+            raise
+        if args.verbose:
+            traceback.print_exc()
+        print(f"tltk {args.command}: error: {message}", file=sys.stderr)
         return 2
+
+
+def _tensorflow(args: argparse.Namespace) -> None:
+    """Import TensorFlow now, without its C++ start-up lines unless --verbose."""
+    from tltk.quiet import import_tensorflow_quietly
+
+    if not args.verbose:
+        import_tensorflow_quietly()
+
+
+def expected_failure(error: Exception) -> str | None:
+    """The message of an expected failure; None for a bug (it keeps its traceback).
+
+    Expected: a TltkError anywhere; a ValueError or RuntimeError from a `raise` in tltk's own
+    code (its messages are written for users: data, backbone and phase errors, an unreachable
+    tfds host); any OSError (missing file, permission, disk full, network); a package that is
+    not installed.
+    """
+    from tltk.errors import TltkError
+
+    if isinstance(error, (TltkError, OSError)):
+        return str(error)
+    if isinstance(error, ModuleNotFoundError) and not (error.name or "tltk").startswith("tltk"):
+        return f"{error}: a package this needs is not installed in this environment"
+    if isinstance(error, (ValueError, RuntimeError)) and _raised_by_tltk(error):
+        return str(error)
+    return None
+
+
+_RAISE = dis.opmap["RAISE_VARARGS"]
+
+
+def _raised_by_tltk(error: BaseException) -> bool:
+    """True when the innermost frame is tltk code stopped at a `raise` statement. A ValueError
+    that float() or a dependency raises inside tltk is a bug, not a message for users."""
+    tb = error.__traceback__
+    while tb is not None and tb.tb_next is not None:
+        tb = tb.tb_next
+    if tb is None:
+        return False
+    module = tb.tb_frame.f_globals.get("__name__", "")
+    in_tltk = module == "tltk" or module.startswith("tltk.")
+    return in_tltk and tb.tb_frame.f_code.co_code[tb.tb_lasti] == _RAISE
 
 
 if __name__ == "__main__":

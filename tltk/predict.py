@@ -20,10 +20,14 @@ from typing import Any
 import numpy as np
 import tensorflow as tf
 
+from tltk.errors import PredictError
 from tltk.export import EXTRA_DIR, META_FILE, version_dirs
 from tltk.io import atomic_write_text
 
 IMAGE_EXTENSIONS = (".jpg", ".jpeg", ".png", ".bmp", ".gif")
+OP_LIBRARIES = ("tensorflow", "tensorflow_text")
+"""The only modules a model's tltk.json "imports" may name: libraries whose ops a SavedModel
+needs registered before it loads. A copied model must not choose what code runs here."""
 
 
 @dataclass
@@ -50,6 +54,8 @@ class Exported:
 
     def __call__(self, batch: list[bytes] | list[str]) -> dict[str, np.ndarray]:
         """Run serving_default on a batch of encoded images (or texts); numpy outputs."""
+        if not batch:  # the signature itself fails on [0, ...] with a shape error deep inside
+            raise PredictError("an empty batch: give at least one input")
         (input_name,) = self.signature.structured_input_signature[1]
         outputs = self.signature(**{input_name: tf.constant(batch, dtype=tf.string)})
         return {k: v.numpy() for k, v in outputs.items()}
@@ -69,11 +75,36 @@ def load_exported(model_dir: str | Path) -> Exported:
     meta_path = path / EXTRA_DIR / META_FILE
     if not meta_path.is_file():
         raise FileNotFoundError(f"{meta_path} not found: {path} is not a tltk export")
-    meta = json.loads(meta_path.read_text())
-    for module in meta.get("imports", []):  # e.g. tensorflow_text registers a text model's ops
-        importlib.import_module(module)
+    try:
+        meta = json.loads(meta_path.read_text())
+    except json.JSONDecodeError as e:
+        raise PredictError(f"{meta_path}: not valid JSON ({e}); re-export the model") from None
+    import_op_libraries(meta.get("imports", []), meta_path)
     loaded = tf.saved_model.load(str(path))
     return Exported(path, meta, loaded.signatures[meta.get("signature", "serving_default")], loaded)
+
+
+def import_op_libraries(modules: Any, meta_path: Path) -> None:
+    """Import the op libraries a model lists (tensorflow_text for a text model's tokenizer);
+    refuse any module not in OP_LIBRARIES before importing anything."""
+    if not isinstance(modules, list) or not all(isinstance(m, str) for m in modules):
+        raise PredictError(f'{meta_path}: "imports" should be a list of module names')
+    refused = [m for m in modules if m not in OP_LIBRARIES]
+    if refused:
+        raise PredictError(
+            f'{meta_path}: "imports" names {", ".join(map(repr, refused))}; tltk imports only '
+            f"the op libraries {', '.join(OP_LIBRARIES)} for a model, never other code its "
+            "files name. Use a model exported by tltk, or remove the entry if you trust it."
+        )
+    for module in modules:
+        try:
+            importlib.import_module(module)
+        except ImportError as e:
+            raise PredictError(
+                f"{meta_path}: this model needs {module!r} (its ops must be registered before "
+                f"the model loads), which cannot be imported ({e}). Install the version that "
+                f"matches TensorFlow {tf.__version__}: pip install {module.replace('_', '-')}"
+            ) from None
 
 
 def predict_images(
@@ -86,10 +117,18 @@ def predict_images(
     """Predict image files and folders (recursed; image extensions only, hidden files skipped).
 
     A file that cannot be read or decoded gives {"input", "error"}; the others are unaffected.
+    No file at all (nothing given, empty folders) is a PredictError.
     """
     _check_sizes(top_k, batch_size)
-    exported = _as_exported(model_dir, "image")
+    inputs = [str(item) for item in inputs]
     files = image_files(inputs)
+    if not files:
+        raise PredictError(
+            f"no images to predict in {', '.join(inputs) or 'the inputs (none given)'}: "
+            f"folders are searched recursively for {', '.join(IMAGE_EXTENSIONS)} files, "
+            "hidden ones skipped"
+        )
+    exported = _as_exported(model_dir, "image")
     results = []
     for start in range(0, len(files), batch_size):  # read one batch at a time: bounded memory
         batch = [_read(path) for path in files[start : start + batch_size]]
@@ -104,10 +143,13 @@ def predict_texts(
     top_k: int = 5,
     batch_size: int = 64,
 ) -> list[dict]:
-    """Predict raw texts with an exported text model; results in input order, "input" = text."""
+    """Predict raw texts with an exported text model; results in input order, "input" = text.
+    No text at all is a PredictError."""
     _check_sizes(top_k, batch_size)
-    exported = _as_exported(model_dir, "text")
     texts = [str(t) for t in texts]
+    if not texts:
+        raise PredictError("no texts to predict")
+    exported = _as_exported(model_dir, "text")
     results = []
     for start in range(0, len(texts), batch_size):
         results += _predict_batch(

@@ -3,11 +3,12 @@
 A recipe is YAML validated against the pydantic models below. Unknown keys and wrong types are
 errors that name the file, the key's dotted path, its line, and the closest valid key.
 `--set a.b=c` overrides are applied to the raw mapping before validation, so they are checked
-exactly like the file.
+exactly like the file, and an error they cause names the override instead of a line.
 """
 
 from __future__ import annotations
 
+import copy
 import difflib
 from pathlib import Path
 from typing import Any, Literal
@@ -15,9 +16,10 @@ from typing import Any, Literal
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
+from tltk.errors import RecipeError
+from tltk.overrides import apply_override
 
-class RecipeError(ValueError):
-    """A recipe that cannot be used; the message names the file, key and fix."""
+__all__ = ["Recipe", "RecipeError", "apply_override", "load_recipe"]
 
 
 class _Strict(BaseModel):
@@ -231,7 +233,7 @@ class Recipe(_Strict):
 def load_recipe(source: str | Path | dict, overrides: list[str] | tuple[str, ...] = ()) -> Recipe:
     """Read a recipe from a YAML file (or a dict), apply `a.b=c` overrides, validate it."""
     if isinstance(source, dict):
-        raw, where, lines = dict(source), "<recipe>", {}
+        raw, where, lines = copy.deepcopy(source), "<recipe>", {}  # overrides edit it in place
     else:
         path = Path(source)
         if not path.is_file():
@@ -245,35 +247,11 @@ def load_recipe(source: str | Path | dict, overrides: list[str] | tuple[str, ...
             raise RecipeError(f"{path}: a recipe is a mapping of sections (data, backbone, ...)")
         where, lines = str(path), _key_lines(text)
         raw.setdefault("name", path.stem)
-    for item in overrides:
-        apply_override(raw, item)
+    overridden = {apply_override(raw, item): item for item in overrides}
     try:
         return Recipe.model_validate(raw)
     except ValidationError as e:
-        raise RecipeError(_explain(e, where, lines)) from None
-
-
-def apply_override(raw: dict, item: str) -> None:
-    """Set `a.b.c=value` in a raw recipe mapping; the value is parsed as YAML."""
-    if "=" not in item:
-        raise RecipeError(f"--set {item!r}: expected KEY=VALUE, e.g. train.batch_size=64")
-    key, value = item.split("=", 1)
-    parts = key.strip().split(".")
-    node = raw
-    for i, part in enumerate(parts[:-1]):
-        if part.isdigit() and isinstance(node, list):
-            node = node[int(part)]
-            continue
-        nxt = node.setdefault(part, {})
-        if not isinstance(nxt, (dict, list)):
-            raise RecipeError(f"--set {key}: {'.'.join(parts[: i + 1])} is not a section")
-        node = nxt
-    last = parts[-1]
-    parsed = yaml.safe_load(value) if value.strip() else None
-    if isinstance(node, list) and last.isdigit():
-        node[int(last)] = parsed
-    else:
-        node[last] = parsed
+        raise RecipeError(_explain(e, where, lines, overridden)) from None
 
 
 def _model_at(loc: tuple) -> type[BaseModel] | None:
@@ -301,13 +279,14 @@ def _inner_model(annotation: Any) -> type[BaseModel] | None:
     return None
 
 
-def _explain(error: ValidationError, where: str, lines: dict[str, int]) -> str:
+def _explain(
+    error: ValidationError, where: str, lines: dict[str, int], overridden: dict[str, str]
+) -> str:
     out = [f"{where}: invalid recipe"]
     for err in error.errors():
         loc = tuple(p for p in err["loc"] if not (isinstance(p, str) and p[:1].isupper()))
         dotted = ".".join(str(p) for p in loc) or "(top level)"
-        line = lines.get(dotted)
-        at = f" (line {line})" if line else ""
+        at = _origin(dotted, lines, overridden)
         if err["type"] == "extra_forbidden":
             model = _model_at(loc)
             valid = list(model.model_fields) if model else []
@@ -319,6 +298,20 @@ def _explain(error: ValidationError, where: str, lines: dict[str, int]) -> str:
             shown = "" if isinstance(got, dict) else f" (got {got!r})"
             out.append(f"  {dotted}{at}: {err['msg']}{shown}")
     return "\n".join(out)
+
+
+def _origin(dotted: str, lines: dict[str, int], overridden: dict[str, str]) -> str:
+    """Where `dotted` came from: its line in the file, or the `--set` that wrote it or a section
+    around it (there, the file's line would point at a value that is no longer used)."""
+    for key, item in overridden.items():
+        if _within(dotted, key) or _within(key, dotted):
+            return f" (--set {item!r})"
+    line = lines.get(dotted)
+    return f" (line {line})" if line else ""
+
+
+def _within(dotted: str, section: str) -> bool:
+    return dotted == section or dotted.startswith(section + ".")
 
 
 def _key_lines(text: str) -> dict[str, int]:

@@ -20,6 +20,7 @@ from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from tltk.errors import TltkError
 from tltk.io import atomic_write_json, atomic_write_text
 from tltk.recipe import Recipe
 
@@ -31,11 +32,11 @@ def fingerprint(recipe: Recipe) -> str:
     return hashlib.sha256(json.dumps(data, sort_keys=True).encode()).hexdigest()[:16]
 
 
-class RunLocked(RuntimeError):
+class RunLocked(TltkError, RuntimeError):
     """Another live process owns the run folder."""
 
 
-class TrainingDiverged(RuntimeError):
+class TrainingDiverged(TltkError, RuntimeError):
     """The loss became NaN or infinite; nothing of the diverged epoch was saved."""
 
 
