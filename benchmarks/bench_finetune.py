@@ -64,7 +64,7 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
 import tltk  # noqa: E402
-from tltk import trainer  # noqa: E402
+from tltk import fitting  # noqa: E402
 
 PHASES = ("head", "finetune")
 FINE_TUNE_FROM = "expanded_conv_8_expand"
@@ -171,18 +171,18 @@ def tltk_recipe(args: argparse.Namespace) -> dict:
 
 def run_tltk(args: argparse.Namespace, gate: Callable[[], None] | None = None) -> dict:
     timers: list[StepTimer] = []
-    original = trainer.phase_callbacks
+    original = fitting.phase_callbacks
 
     def with_timer(*a, **kw):
         timers.append(StepTimer(gate))
         return original(*a, **kw) + [timers[-1]]
 
-    trainer.phase_callbacks = with_timer
+    fitting.phase_callbacks = with_timer
     try:
         with tempfile.TemporaryDirectory(prefix="bench_tltk_") as tmp:
             tltk.train(tltk_recipe(args), overrides=args.set, run_dir=Path(tmp) / "run")
     finally:
-        trainer.phase_callbacks = original
+        fitting.phase_callbacks = original
     return {name: t.steps(args.skip_epochs) for name, t in zip(PHASES, timers, strict=True)}
 
 

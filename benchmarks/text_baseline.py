@@ -65,7 +65,7 @@ def speed(recipe, data, *, steps: int = 6, warmup: int = 2) -> dict[str, float]:
     keras.utils.set_random_seed(recipe.seed)
     task_model = tasks.build_task_model(recipe, data)
     batch = recipe.train.batch_size
-    ds = tasks.pipeline(recipe, data, "train", task_model, batch, training=True).repeat()
+    ds = tasks.pipeline(recipe, data, "train", task_model, batch, training=True)  # endless
     out = {}
     for i, phase in enumerate(recipe.phases or ph.default_phases(len(task_model.backbone_groups))):
         train = ph.trainable_groups(phase.train, task_model.backbone_groups)

@@ -38,10 +38,10 @@ class KillMidEpoch(keras.callbacks.Callback):
 
 
 def main(recipe: str, stage: str) -> int:
-    from tltk import cli, tasks, trainer
+    from tltk import cli, fitting, tasks
 
     if stage == "mid_epoch":
-        make_callbacks = trainer.phase_callbacks
+        make_callbacks = fitting.phase_callbacks
 
         def with_killer(recipe, run, index, phase, **kw):
             callbacks = make_callbacks(recipe, run, index, phase, **kw)
@@ -49,16 +49,16 @@ def main(recipe: str, stage: str) -> int:
                 callbacks.append(KillMidEpoch(run.phase(index)["start_epoch"] + 1))
             return callbacks
 
-        trainer.phase_callbacks = with_killer
+        fitting.phase_callbacks = with_killer
     elif stage == "between_phases":
-        compile_phase = trainer._compile
+        compile_phase = fitting._compile
 
         def compile_or_die(fit, index, phase):
             if index == 1:
                 die()
             return compile_phase(fit, index, phase)
 
-        trainer._compile = compile_or_die
+        fitting._compile = compile_or_die
     elif stage == "evaluation":
         tasks.evaluate = lambda *a, **k: die()
     elif stage == "export_start":

@@ -78,7 +78,7 @@ def test_imagenet_offline_fails_fast_and_names_the_fix(monkeypatch):
         BackboneError, match=r"mobilenet_v3_small.*backbone.weights: /path/to/file.h5"
     ):
         build_backbone(BackboneConfig(name="mobilenet_v3_small", weights="imagenet", image_size=32))
-    assert time.time() - start < 10
+    assert time.time() - start < 60  # not a download's retries (minutes); no speed target
 
 
 def test_unknown_name_suggests():
@@ -134,4 +134,4 @@ def test_remote_preset_offline_fails_fast(monkeypatch):
     start = time.time()
     with pytest.raises(ConnectionError, match="hf://someone/some-vit.*local folder"):
         build_backbone(BackboneConfig(name="hf://someone/some-vit", weights="imagenet"))
-    assert time.time() - start < 5
+    assert time.time() - start < 60  # not a DNS hang (minutes); no speed target

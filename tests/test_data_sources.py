@@ -236,7 +236,7 @@ def test_tfds_not_prepared_fails_fast_with_the_fix(tmp_path, monkeypatch):
     start = time.perf_counter()
     with pytest.raises(RuntimeError) as e:
         load_image_data(cfg, seed=0)
-    assert time.perf_counter() - start < 5
+    assert time.perf_counter() - start < 60  # not the ~205 s network hang; no speed target
     message = str(e.value)
     assert "'mnist'" in message and str(tmp_path) in message and "data.source: folder" in message
     # download: true without network fails on the probe, not after minutes of retries
@@ -249,7 +249,6 @@ def test_tfds_not_prepared_fails_fast_with_the_fix(tmp_path, monkeypatch):
 
 
 def test_write_digits_real_images(tmp_path):
-    start = time.perf_counter()
     root = write_digits(tmp_path / "digits")
     files = sorted(root.glob("*/*.png"))
     assert len(files) == 1797 and sorted(p.name for p in root.iterdir() if p.is_dir()) == [
@@ -258,7 +257,6 @@ def test_write_digits_real_images(tmp_path):
     assert Image.open(files[0]).size == (8, 8)
     assert json.loads((root / ".tltk-dataset.json").read_text())["counts"] == {"all": 1797}
     assert write_digits(tmp_path / "digits") == root  # complete: returns at once
-    assert time.perf_counter() - start < 30
 
 
 def test_read_idx_parses_a_tiny_file(tmp_path):

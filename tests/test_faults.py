@@ -146,16 +146,16 @@ class PoisonWeights:
 def test_diverged_phase_saves_nothing_and_a_rerun_retries_from_the_last_good_epoch(
     tmp_path, images, monkeypatch
 ):
-    from tltk import trainer
+    from tltk import fitting
 
     recipe = _recipe(tmp_path, images)
-    make_callbacks = trainer.phase_callbacks
+    make_callbacks = fitting.phase_callbacks
 
     def poisoned(recipe, run, index, phase, **kw):
         callbacks = make_callbacks(recipe, run, index, phase, **kw)
         return callbacks + [PoisonWeights(3)] if index == 1 else callbacks
 
-    monkeypatch.setattr(trainer, "phase_callbacks", poisoned)
+    monkeypatch.setattr(fitting, "phase_callbacks", poisoned)
     with pytest.raises(TrainingDiverged, match=r"phase 'top' diverged.*epoch 4, batch 1.*"
                        r"learning_rate.*clipnorm.*float32"):  # fmt: skip
         tltk.train(recipe)
@@ -168,7 +168,7 @@ def test_diverged_phase_saves_nothing_and_a_rerun_retries_from_the_last_good_epo
     history = tltk.plots.read_history_csv(run / "history.csv")
     assert history["epoch"] == [0, 1, 2] and np.all(np.isfinite(history["loss"]))
     # The re-run retries the phase from epoch 4, from the last good backup, and finishes.
-    monkeypatch.setattr(trainer, "phase_callbacks", make_callbacks)
+    monkeypatch.setattr(fitting, "phase_callbacks", make_callbacks)
     result = tltk.train(recipe)
     assert result.run_dir == run and result.history["epoch"] == [0, 1, 2, 3, 4]
     assert all(np.all(np.isfinite(np.asarray(w))) for w in result.model.weights)

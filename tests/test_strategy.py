@@ -13,7 +13,14 @@ import yaml
 from helpers import make_image_folder, tiny_recipe
 
 from tltk import strategy as st
-from tltk.trainer import first_batch_size
+from tltk.fitting import first_batch_size
+
+TWO_CPUS = """
+import tensorflow as tf
+cpu = tf.config.list_physical_devices("CPU")[0]
+tf.config.set_logical_device_configuration(cpu, [tf.config.LogicalDeviceConfiguration()] * 2)
+"""
+"""Script preamble: two logical CPUs stand in for two GPUs (before anything builds a device)."""
 
 
 def test_detect_strategy_name(monkeypatch):
@@ -59,19 +66,15 @@ def test_train_under_two_replicas(tmp_path):
     recipe["phases"][1]["layerwise_decay"] = 0.5
     path = tmp_path / "recipe.yaml"
     path.write_text(yaml.safe_dump(recipe))
-    script = textwrap.dedent(
+    script = TWO_CPUS + textwrap.dedent(
         f"""
-        import tensorflow as tf
-        cpu = tf.config.list_physical_devices("CPU")[0]
-        tf.config.set_logical_device_configuration(
-            cpu, [tf.config.LogicalDeviceConfiguration()] * 2)
-        import tltk.strategy, tltk.trainer
+        import tltk.strategy, tltk.trainer, tltk.fitting
         made = []
         def two_cpus(name):
             assert name == "mirrored", name
             made.append(tf.distribute.MirroredStrategy(["/cpu:0", "/cpu:1"]))
             return made[-1]
-        tltk.trainer.make_strategy = two_cpus
+        tltk.fitting.make_strategy = two_cpus
         result = tltk.trainer.train({str(path)!r})
         strategy = made[0]
         assert all(strategy.extended.variable_created_in_scope(v.value)
@@ -102,13 +105,9 @@ def test_metrics_under_two_replicas_equal_one_replica_on_the_same_weights(tmp_pa
     recipe["head"] = {"l2": 0.01}  # Keras' val_loss includes the penalty; so must ours
     path = tmp_path / "recipe.yaml"
     path.write_text(yaml.safe_dump(recipe))
-    script = textwrap.dedent(
+    script = TWO_CPUS + textwrap.dedent(
         f"""
         import json
-        import tensorflow as tf
-        cpu = tf.config.list_physical_devices("CPU")[0]
-        tf.config.set_logical_device_configuration(
-            cpu, [tf.config.LogicalDeviceConfiguration()] * 2)
         import keras
         from tltk import tasks
         from tltk.callbacks import ValidationMetrics

@@ -12,27 +12,23 @@ not repeated. A finished run started again is a no-op that says so.
 from __future__ import annotations
 
 import json
-import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
 import keras
-import numpy as np
 import tensorflow as tf
 
 from tltk import phases as ph
 from tltk import tasks
-from tltk.callback_state import backed_up_epoch
-from tltk.callbacks import TrainingDiverged, ValidationMetrics, phase_callbacks
 from tltk.data import LabelledData
 from tltk.data.images import write_split_manifest
-from tltk.data.pipeline import batches_per_pass
+from tltk.fitting import phase_weights, prepare, run_phase, save_weights_atomic, sync_phase_state
 from tltk.io import atomic_write_json
+from tltk.log import say as _say
 from tltk.model import TaskModel
 from tltk.plots import plot_learning_curves, read_history_csv
-from tltk.recipe import PhaseConfig, Recipe, load_recipe
+from tltk.recipe import Recipe, load_recipe
 from tltk.runs import Run, open_run
-from tltk.strategy import describe, make_strategy
 
 
 @dataclass
@@ -45,22 +41,6 @@ class TrainResult:
     data: LabelledData
     export_path: Path | None = None
     phases: list[dict] = field(default_factory=list)
-
-
-@dataclass
-class _Fit:
-    """What every phase of one run trains with."""
-
-    recipe: Recipe
-    run: Run
-    task_model: TaskModel
-    data: LabelledData
-    strategy: tf.distribute.Strategy
-    train_batch: int
-    steps: int
-    """Optimizer steps per epoch."""
-    validation: ValidationMetrics | None
-    class_weight: dict[int, float] | None
 
 
 def as_recipe(recipe: Recipe | str | Path | dict, overrides: list[str] | tuple = ()) -> Recipe:
@@ -104,14 +84,14 @@ def _train(recipe: Recipe, run: Run) -> TrainResult:
     data = tasks.load_data(recipe, report_path=run.dir / "data_report.json")
     atomic_write_json(run.dir / "classes.json", data.class_names)
     write_split_manifest(data, run.dir / "splits.csv")
-    fit = _prepare(recipe, run, data)
+    fit = prepare(recipe, run, data)
     phase_list = recipe.phases or ph.default_phases(len(fit.task_model.backbone_groups))
-    _sync_phase_state(run, phase_list)
+    sync_phase_state(run, phase_list)
     for index, phase in enumerate(phase_list):
-        _run_phase(fit, index, phase)
+        run_phase(fit, index, phase)
     # Whichever process trained them, the run's result is the last phase's saved weights.
     model = fit.task_model.model
-    model.load_weights(str(_phase_weights(run, len(phase_list) - 1)))
+    model.load_weights(str(phase_weights(run, len(phase_list) - 1)))
     _save_results(recipe, fit.task_model, run)
 
     from tltk.evaluate import format_summary  # noqa: PLC0415
@@ -133,150 +113,6 @@ def _train(recipe: Recipe, run: Run) -> TrainResult:
     return TrainResult(
         model, fit.task_model, run.dir, history, metrics, data, export_path, run.state["phases"]
     )
-
-
-def _prepare(recipe: Recipe, run: Run, data: LabelledData) -> _Fit:
-    """Strategy, model in its scope, batch sizes, validation and class weights."""
-    strategy = make_strategy(recipe.train.strategy)
-    replicas = strategy.num_replicas_in_sync
-    global_batch = recipe.train.batch_size * replicas
-    _say(f"Strategy: {describe(strategy)}; global batch {global_batch}")
-    with strategy.scope():
-        task_model = tasks.build_task_model(recipe, data)
-    n_train = len(data.splits["train"])
-    train_batch = first_batch_size(n_train, global_batch, replicas)
-    remainder = "drop" if replicas > 1 else "keep"
-    per_pass = batches_per_pass(n_train, train_batch, remainder)
-    if replicas > 1 and n_train % train_batch:
-        _say(
-            f"{describe(strategy)}: every replica gets whole batches, so each epoch leaves out "
-            f"{n_train % train_batch} of the {n_train} training examples (different ones each "
-            "epoch: the split is reshuffled)"
-        )
-    validation = None
-    if len(data.splits.get("val", ())):
-        val_ds = tasks.pipeline(
-            recipe, data, "val", task_model, global_batch, training=False, replicas=replicas
-        )
-        validation = ValidationMetrics(
-            val_ds,
-            tasks.targets(recipe, data, "val"),
-            tasks.loss(recipe),
-            tasks.metrics(recipe, task_model),
-        )
-    return _Fit(
-        recipe=recipe,
-        run=run,
-        task_model=task_model,
-        data=data,
-        strategy=strategy,
-        train_batch=train_batch,
-        steps=recipe.train.steps_per_epoch or per_pass,
-        validation=validation,
-        class_weight=tasks.class_weight(recipe, data),
-    )
-
-
-def first_batch_size(n: int, global_batch: int, replicas: int) -> int:
-    """The training batch size for a split of `n` examples under `replicas` replicas.
-
-    Under several replicas every batch must split evenly (the remainder is dropped), so a
-    split smaller than one global batch gets the largest batch that does.
-    """
-    if replicas == 1 or n >= global_batch:
-        return global_batch
-    return max(replicas, n - n % replicas)
-
-
-def _sync_phase_state(run: Run, phase_list: list) -> None:
-    phases_state = run.state["phases"]
-    if not phases_state:
-        run.state["phases"] = [
-            {"name": p.name or f"phase{i}", "train": p.train, "done": False}
-            for i, p in enumerate(phase_list)
-        ]
-        run.save()
-    elif len(phases_state) != len(phase_list):
-        raise RuntimeError(f"{run.dir}: recorded phases do not match the recipe's; start a new run")
-
-
-def _run_phase(fit: _Fit, index: int, phase: PhaseConfig) -> None:
-    run, recipe, model = fit.run, fit.recipe, fit.task_model.model
-    state = run.phase(index)
-    if state["done"]:
-        return
-    start = run.phase(index - 1)["end_epoch"] if index else 0
-    if index:  # a phase starts from the previous phase's result, in this process or not
-        model.load_weights(str(_phase_weights(run, index - 1)))
-    state.update(start_epoch=start, started=True)
-    run.save()
-    train_groups = _compile(fit, index, phase)
-    backup = run.dir / "backup" / f"phase{index}"
-    first = backed_up_epoch(backup) or start  # where BackupAndRestore will resume fit
-    n_trainable = sum(int(np.prod(v.shape)) for v in model.trainable_weights)
-    _say(
-        f"Phase {index + 1}/{len(run.state['phases'])} '{state['name']}': training "
-        f"{['head'] + train_groups} ({n_trainable:,} parameters), epochs {first + 1}-"
-        f"{start + phase.epochs}, lr {phase.learning_rate:g} ({phase.schedule}), "
-        f"BatchNorm {phase.batchnorm}"
-    )
-    if phase.epochs:
-        train_ds = tasks.pipeline(
-            recipe, fit.data, "train", fit.task_model, fit.train_batch, training=True,
-            replicas=fit.strategy.num_replicas_in_sync, start_batch=first * fit.steps,
-        )  # fmt: skip
-        model.fit(
-            train_ds,
-            epochs=start + phase.epochs,
-            initial_epoch=start,
-            steps_per_epoch=fit.steps,
-            class_weight=fit.class_weight,
-            callbacks=phase_callbacks(recipe, run, index, phase, validation=fit.validation),
-            shuffle=False,  # the pipeline shuffles, by epoch
-            verbose=recipe.train.verbose,
-        )
-    _check_finite(model, state["name"])
-    state.setdefault("end_epoch", start)
-    _phase_weights(run, index).parent.mkdir(exist_ok=True)
-    save_weights_atomic(model, _phase_weights(run, index))
-    state["done"] = True
-    run.save()
-    _remove_backup(backup)
-
-
-def _compile(fit: _Fit, index: int, phase: PhaseConfig) -> list[str]:
-    """Freeze/unfreeze the phase's groups and compile its optimizer in the strategy's scope."""
-    task_model, recipe = fit.task_model, fit.recipe
-    where = f"phases[{index}].train"
-    train_groups = ph.trainable_groups(phase.train, task_model.backbone_groups, where)
-    ph.set_trainable(task_model.groups, train_groups, phase.batchnorm)
-    multipliers = ph.lr_multipliers(task_model.groups, train_groups, phase)
-    with fit.strategy.scope():
-        optimizer = ph.make_optimizer(
-            phase,
-            steps_per_epoch=fit.steps,
-            multipliers=multipliers,
-            clipnorm=recipe.train.clipnorm,
-            global_clipnorm=recipe.train.global_clipnorm,
-        )
-        task_model.model.compile(
-            optimizer=optimizer,
-            loss=tasks.loss(recipe),
-            metrics=tasks.metrics(recipe, task_model),
-            jit_compile=recipe.train.jit_compile,
-        )
-    return train_groups
-
-
-def _check_finite(model: keras.Model, phase_name: str) -> None:
-    """A phase whose weights hold NaN/inf (TerminateOnNaN switched off) is never saved."""
-    for weight in model.weights:
-        if not np.all(np.isfinite(keras.ops.convert_to_numpy(weight))):
-            raise TrainingDiverged(
-                f"phase '{phase_name}' diverged: {weight.path} holds NaN or infinite values; "
-                "nothing of this phase was saved. Try a lower learning_rate, "
-                "train.global_clipnorm: 1.0, and train.precision: float32."
-            )
 
 
 def _save_results(recipe: Recipe, task_model: TaskModel, run: Run) -> None:
@@ -338,27 +174,6 @@ def _finished(run: Run) -> TrainResult:
     )
 
 
-def save_weights_atomic(model: keras.Model, path: Path) -> None:
-    """`model.save_weights` to a temporary file beside `path`, renamed into place."""
-    tmp = path.with_name(f".{path.stem}.tmp.weights.h5")
-    model.save_weights(str(tmp))
-    tmp.replace(path)
-
-
-def _phase_weights(run: Run, index: int) -> Path:
-    return run.dir / "weights" / f"phase{index}.weights.h5"
-
-
 def _history(run: Run) -> dict:
     path = run.dir / "history.csv"
     return read_history_csv(path) if path.is_file() else {}
-
-
-def _remove_backup(path: Path) -> None:
-    import shutil
-
-    shutil.rmtree(path, ignore_errors=True)
-
-
-def _say(message: str) -> None:
-    print(f"[tltk {time.strftime('%H:%M:%S')}] {message}", flush=True)
