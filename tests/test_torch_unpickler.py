@@ -1,4 +1,4 @@
-"""The torch-free legacy .pth reader: real tensors come back exactly; foreign globals are refused."""
+"""The torch-free legacy .pth reader: tensors come back exactly; foreign globals are refused."""
 
 from __future__ import annotations
 
@@ -161,4 +161,6 @@ def test_reads_the_real_efficientnet_lite0_file():
     assert len(sd) == 296
     assert sd["_conv_stem.weight"].shape == (32, 3, 3, 3)
     assert sd["_fc.weight"].shape == (1000, 1280)
-    assert np.isfinite(sd["_fc.weight"]).all() and sd["_bn0.running_var"].min() > 0
+    assert np.isfinite(sd["_fc.weight"]).all()
+    assert sd["_bn0.running_var"].min() >= 0  # a few dead channels have variance exactly 0
+    assert sd["_bn0.num_batches_tracked"].dtype == np.int64
