@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from tltk.backbones import applications, text_rnn  # noqa: F401  (register the families)
+from tltk.backbones import applications, small_resnet, text_rnn  # noqa: F401  (register the families)
 from tltk.backbones.base import (
     Backbone,
     BackboneError,
