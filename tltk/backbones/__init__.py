@@ -2,7 +2,12 @@
 
 from __future__ import annotations
 
-from tltk.backbones import applications, efficientnet_lite, text_rnn  # noqa: F401  (register)
+from tltk.backbones import (  # noqa: F401  (register the families)
+    applications,
+    efficientnet_lite,
+    small_resnet,
+    text_rnn,
+)
 from tltk.backbones.base import (
     Backbone,
     BackboneError,

@@ -7,7 +7,14 @@ from pathlib import Path
 
 import keras
 
-from tltk.backbones.base import Backbone, BackboneError, group_layers, register_backbone, stage_from
+from tltk.backbones.base import (
+    Backbone,
+    BackboneError,
+    group_layers,
+    register_backbone,
+    stage_from,
+    warn_if_collapsed,
+)
 
 # name: (keras.applications constructor, default input size, family, normalisation)
 # normalisation: "builtin" (the application rescales 0..255 itself), "tf" (x/127.5 - 1),
@@ -111,6 +118,7 @@ def resolve_weights_path(weights: str, name: str) -> str:
 def build_application(name: str, weights: str | None, image_size: int | None, **kwargs) -> Backbone:
     cls_name, default_size, family, norm = _FAMILIES[name]
     size = image_size or default_size
+    warn_if_collapsed(name, size, 32)  # every family here downsamples by 32
     constructor = getattr(keras.applications, cls_name)
     builtin_pre = {"include_preprocessing": True} if norm == "builtin" else {}
     local = None

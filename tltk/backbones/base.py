@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import difflib
 import re
+import warnings
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
@@ -131,3 +132,16 @@ def _fill(template: str, match: re.Match) -> str:
         lambda t: str(int(match.group(int(t.group(1)) + 1)) + int(t.group(2) or 0)),
         template,
     )
+
+
+def warn_if_collapsed(name: str, image_size: int, total_stride: int) -> None:
+    """Warn when `image_size` leaves the family a 1x1 (or smaller) map before its last blocks."""
+    if image_size <= total_stride:
+        warnings.warn(
+            f"backbone {name} downsamples by {total_stride}, so a {image_size} px input "
+            "collapses to a 1x1 feature map before its last blocks and its features stay weak. "
+            f"Use image_size >= {2 * total_stride} for this family, or a small-image backbone "
+            "(resnet20, resnet56, wide_resnet_16_4) at this size.",
+            UserWarning,
+            stacklevel=3,
+        )

@@ -1,0 +1,133 @@
+"""CIFAR-style ResNets for small images (28-64 px): 3x3 stem, no max-pool, three stages.
+
+ImageNet families downsample by 32, so a 32 px input is a 1x1 map before their last blocks. These
+downsample by 4 (stages at strides 1, 2, 2): a 28 px image ends as a 7x7 map. Pre-activation basic
+blocks (He et al. 2016, "Identity Mappings"); the wide variants follow Zagoruyko & Komodakis 2016.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import keras
+
+from tltk.backbones.applications import resolve_weights_path
+from tltk.backbones.base import Backbone, BackboneError, register_backbone
+
+TOTAL_STRIDE = 4
+
+
+@dataclass(frozen=True)
+class SmallResNetSpec:
+    blocks_per_stage: int
+    widths: tuple[int, int, int]
+    stem_width: int = 16
+
+
+PRESETS = {
+    "resnet20": SmallResNetSpec(3, (16, 32, 64)),
+    "resnet56": SmallResNetSpec(9, (16, 32, 64)),
+    "wide_resnet_16_4": SmallResNetSpec(2, (64, 128, 256)),
+    # Narrow and shallow: the fastest member, for CPU budgets of a few minutes.
+    "resnet8": SmallResNetSpec(1, (16, 32, 64)),
+}
+
+
+def _bn(name: str, momentum: float) -> keras.layers.BatchNormalization:
+    return keras.layers.BatchNormalization(momentum=momentum, epsilon=1e-5, name=name)
+
+
+def _conv(filters: int, stride: int, name: str) -> keras.layers.Conv2D:
+    return keras.layers.Conv2D(
+        filters,
+        3,
+        strides=stride,
+        padding="same",
+        use_bias=False,
+        kernel_initializer="he_normal",
+        name=name,
+    )
+
+
+def _block(x, filters: int, stride: int, prefix: str, momentum: float):
+    """Pre-activation basic block; a 1x1 projection where the shape changes."""
+    pre = keras.layers.ReLU(name=f"{prefix}_preact_relu")(_bn(f"{prefix}_preact_bn", momentum)(x))
+    shortcut = x
+    if stride != 1 or x.shape[-1] != filters:
+        shortcut = keras.layers.Conv2D(
+            filters, 1, strides=stride, use_bias=False, name=f"{prefix}_proj"
+        )(pre)
+    y = _conv(filters, stride, f"{prefix}_conv1")(pre)
+    y = keras.layers.ReLU(name=f"{prefix}_relu")(_bn(f"{prefix}_bn", momentum)(y))
+    y = _conv(filters, 1, f"{prefix}_conv2")(y)
+    return keras.layers.Add(name=f"{prefix}_add")([shortcut, y])
+
+
+def build_small_resnet(
+    name: str,
+    weights: str | None,
+    image_size: int | None,
+    *,
+    bn_momentum: float = 0.9,
+) -> Backbone:
+    """Build a preset of `PRESETS`; groups stem, block1..3 (one per stage), top.
+
+    Args:
+        weights: none (from scratch), a .weights.h5 file or a tltk run folder holding
+            backbone.weights.h5. There are no ImageNet weights for this family.
+        image_size: input side in pixels (default 32); at least 8.
+        bn_momentum: 0.9 by default, since 0.99 barely moves in the few hundred steps of
+            a small-data run from scratch.
+
+    Example:
+        >>> bb = build_small_resnet("resnet20", None, 32)
+        >>> list(bb.groups)
+        ['stem', 'block1', 'block2', 'block3', 'top']
+    """
+    spec = PRESETS[name]
+    size = image_size or 32
+    if size < 2 * TOTAL_STRIDE:
+        raise BackboneError(f"backbone.image_size {size}: {name} needs at least 8 px")
+    if weights == "imagenet":
+        raise BackboneError(
+            f"backbone.weights: {name} has no ImageNet weights; set `weights: none` to train "
+            "from scratch, or a .weights.h5 file / run folder from an earlier tltk run"
+        )
+    inputs = keras.Input((size, size, 3), name="pixels")
+    groups: dict[str, list] = {}
+    x = _conv(spec.stem_width, 1, "stem_conv")(inputs)
+    groups["stem"] = []
+    for stage, filters in enumerate(spec.widths, start=1):
+        for i in range(spec.blocks_per_stage):
+            stride = 2 if stage > 1 and i == 0 else 1
+            x = _block(x, filters, stride, f"block{stage}_unit{i + 1}", bn_momentum)
+    x = keras.layers.ReLU(name="top_relu")(_bn("top_bn", bn_momentum)(x))
+    features = keras.layers.GlobalAveragePooling2D(name="top_pool")(x)
+    model = keras.Model(inputs, features, name=name)
+    for layer in model.layers[1:]:
+        group = layer.name.split("_")[0] if layer.name.startswith("block") else layer.name[:3]
+        groups.setdefault({"ste": "stem", "top": "top"}.get(group, group), []).append(layer)
+    local = None
+    if weights not in (None, "none"):
+        local = resolve_weights_path(weights, name)
+        try:
+            model.load_weights(local)
+        except Exception as e:
+            raise BackboneError(f"backbone.weights: {local} does not fit {name}: {e}") from None
+    return Backbone(
+        name=name,
+        model=model,
+        groups=groups,
+        image_size=size,
+        # Per-channel statistics differ per dataset: map 0..255 to -1..1, BatchNorm does the rest.
+        normalization=[keras.layers.Rescaling(1 / 127.5, offset=-1.0, name="normalize")],
+        info={"family": "small_resnet", "source": "tltk", "weights": local, "total_stride": 4},
+    )
+
+
+for _name in PRESETS:
+    register_backbone(_name, family="small_resnet", default_size=32)(
+        lambda weights, image_size, _n=_name, **kw: build_small_resnet(
+            _n, weights, image_size, **kw
+        )
+    )
