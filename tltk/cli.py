@@ -159,7 +159,7 @@ def build_parser() -> argparse.ArgumentParser:
     sp.add_argument("name", choices=["fashion_mnist", "digits"])
     sp.add_argument("root")
     sp.add_argument("--per-class", type=int, help="keep this many images per class and split")
-    sp.set_defaults(func=cmd_data)
+    sp.set_defaults(func=cmd_data, tensorflow=True)
     return p
 
 
