@@ -19,6 +19,10 @@ def _groups_cover_all_weights(bb) -> None:
 def test_resnet20_builds_with_groups_and_a_spatial_map(size):
     bb = build_backbone(BackboneConfig(name="resnet20", weights=None, image_size=size))
     assert list(bb.groups) == ["stem", "block1", "block2", "block3", "top"]
+    assert [la.name for la in bb.groups["stem"]] == ["stem_conv"]
+    for stage in ("block1", "block2", "block3"):
+        assert all(la.name.startswith(f"{stage}_unit") for la in bb.groups[stage])
+    assert [la.name for la in bb.groups["top"]] == ["top_bn", "top_relu", "top_pool"]
     _groups_cover_all_weights(bb)
     # Three stages at strides 1, 2, 2: the last map is size/4, never 1x1 at these sizes.
     last_conv = bb.model.get_layer("block3_unit3_conv2")

@@ -12,7 +12,13 @@ from dataclasses import dataclass
 import keras
 
 from tltk.backbones.applications import resolve_weights_path
-from tltk.backbones.base import Backbone, BackboneError, register_backbone
+from tltk.backbones.base import (
+    Backbone,
+    BackboneError,
+    group_layers,
+    register_backbone,
+    stage_from,
+)
 
 TOTAL_STRIDE = 4
 
@@ -94,9 +100,7 @@ def build_small_resnet(
             "from scratch, or a .weights.h5 file / run folder from an earlier tltk run"
         )
     inputs = keras.Input((size, size, 3), name="pixels")
-    groups: dict[str, list] = {}
     x = _conv(spec.stem_width, 1, "stem_conv")(inputs)
-    groups["stem"] = []
     for stage, filters in enumerate(spec.widths, start=1):
         for i in range(spec.blocks_per_stage):
             stride = 2 if stage > 1 and i == 0 else 1
@@ -104,9 +108,10 @@ def build_small_resnet(
     x = keras.layers.ReLU(name="top_relu")(_bn("top_bn", bn_momentum)(x))
     features = keras.layers.GlobalAveragePooling2D(name="top_pool")(x)
     model = keras.Model(inputs, features, name=name)
-    for layer in model.layers[1:]:
-        group = layer.name.split("_")[0] if layer.name.startswith("block") else layer.name[:3]
-        groups.setdefault({"ste": "stem", "top": "top"}.get(group, group), []).append(layer)
+    # One group per stage: the unit prefix names it; the stem conv precedes block1.
+    groups = group_layers(
+        model.layers, stage_from([(r"^block(\d)_", "block{0}"), (r"^top_", "top")])
+    )
     local = None
     if weights not in (None, "none"):
         local = resolve_weights_path(weights, name)
