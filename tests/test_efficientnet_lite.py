@@ -106,3 +106,9 @@ def test_converted_imagenet_model_sees_a_military_uniform(tmp_path):
     probs = model.predict((grace_hopper_224() - E.MEAN) / E.STD, verbose=0)[0]
     assert int(np.argmax(probs)) == 652  # ImageNet "military uniform"
     assert probs[652] > 0.3
+
+
+def test_warns_when_the_feature_map_collapses():
+    build = lookup("efficientnet_lite0").build
+    with pytest.warns(UserWarning, match="efficientnet_lite0 downsamples by 32.*small-image"):
+        build(None, 32)

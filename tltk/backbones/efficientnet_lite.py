@@ -18,7 +18,14 @@ from pathlib import Path
 import keras
 import numpy as np
 
-from tltk.backbones.base import Backbone, BackboneError, group_layers, register_backbone, stage_from
+from tltk.backbones.base import (
+    Backbone,
+    BackboneError,
+    group_layers,
+    register_backbone,
+    stage_from,
+    warn_if_collapsed,
+)
 
 NAME = "efficientnet_lite0"
 MEAN, STD = 127.0, 128.0
@@ -182,6 +189,7 @@ def build(weights: str | None, image_size: int | None, **kwargs) -> Backbone:
     if kwargs:
         raise BackboneError(f"backbone.kwargs: {NAME} takes none, got {sorted(kwargs)}")
     size = image_size or 224
+    warn_if_collapsed(NAME, size, 32)
     model = efficientnet_lite0(size)
     source = None
     if weights not in (None, "none"):
