@@ -176,3 +176,18 @@ def test_class_weights_balanced():
     weights = class_weights(np.array([0, 0, 0, 1]), 3)
     assert weights == {0: pytest.approx(4 / 6), 1: pytest.approx(2.0), 2: 1.0}
     assert class_weights(np.eye(2)[[0, 1, 1, 1]], 2) == {0: 2.0, 1: pytest.approx(4 / 6)}
+
+
+def test_training_stream_works_under_a_global_seed_of_zero(tmp_path):
+    """`seed: 0` in a recipe sets TensorFlow's global seed to 0; the stream must not depend on
+    TensorFlow's seed derivation (which then fails on tensor seeds)."""
+    import keras
+
+    split = _split(tmp_path, {"a": 10, "b": 10})
+    keras.utils.set_random_seed(0)
+    try:
+        for cache in ("memory", "none"):
+            epochs = _epochs(split, 0, cache)
+            assert len(epochs) == 3 and sorted(epochs[0]) == sorted(epochs[1])
+    finally:
+        keras.utils.set_random_seed(42)

@@ -26,7 +26,9 @@ BatchFn = Callable[[tf.Tensor, tf.Tensor], tuple[tf.Tensor, tf.Tensor]]
 CACHE_CAP_BYTES = 2 * 1024**3
 """`cache: auto` keeps a decoded split in memory up to this size (and 1/4 of the RAM)."""
 SHUFFLE_BUFFER_BYTES = 256 * 1024**2
-"""The post-cache shuffle buffer holds decoded images; bound its memory, not its length."""
+"""A cached split is permuted in windows of decoded images; bound their memory, not length."""
+WINDOW_EXAMPLES = 50_000
+"""An uncached split (file paths, encoded bytes, texts) is permuted in windows this long."""
 
 
 def build_pipeline(
@@ -125,29 +127,43 @@ def batches_per_pass(num_examples: int, batch_size: int, remainder: str = "keep"
 
 
 def _training_stream(ds, prepare, n, image_size, batch_size, seed, cached, remainder):
-    """`first -> passes first, first+1, ...`; pass p is the split shuffled with the seed
-    (seed, p), then batched."""
+    """`first -> passes first, first+1, ...`; pass p is the split permuted by the stateless
+    seed (seed, p), then batched.
+
+    Stateless permutations (not `Dataset.shuffle`, whose per-iteration seeds depend on how
+    often the dataset was iterated, and whose tensor seeds fail under a global seed of 0) make
+    pass p the same in any process. The split is permuted in windows: the whole split when its
+    (decoded) examples fit in SHUFFLE_BUFFER_BYTES, as almost every cached split does.
+    """
     drop = remainder == "drop"
-    seed = tf.constant(seed, tf.int64)
     if cached:
-        # The cache keeps one decoded order (a fixed shuffle, so a bounded buffer still mixes
-        # classes); each pass reshuffles what it replays. Every pass shares the one cache.
+        # The cache keeps one decoded order (a fixed shuffle, so that windows mix classes);
+        # every pass permutes what it replays, and all passes share the one cache.
         ds = ds.shuffle(max(n, 1), seed=seed, reshuffle_each_iteration=False)
         ds = ds.map(prepare, num_parallel_calls=tf.data.AUTOTUNE).cache()
-        per_example = 3 * 4 * image_size**2
-        buffer = min(max(n, 1), max(batch_size, SHUFFLE_BUFFER_BYTES // per_example))
-
-        def one_pass(p):
-            shuffled = ds.shuffle(buffer, seed=seed * 1_000_003 + p)
-            return shuffled.batch(batch_size, drop_remainder=drop)
+        window = max(batch_size, SHUFFLE_BUFFER_BYTES // (3 * 4 * image_size**2))
     else:
+        window = WINDOW_EXAMPLES
 
-        def one_pass(p):
-            shuffled = ds.shuffle(max(n, 1), seed=seed * 1_000_003 + p)
-            shuffled = shuffled.map(prepare, num_parallel_calls=tf.data.AUTOTUNE)
-            return shuffled.batch(batch_size, drop_remainder=drop)
+    def one_pass(p):
+        passed = _permute_windows(ds, min(max(n, 1), window), seed, p)
+        if not cached:
+            passed = passed.map(prepare, num_parallel_calls=tf.data.AUTOTUNE)
+        return passed.batch(batch_size, drop_remainder=drop)
 
     return lambda first: tf.data.Dataset.range(first, 2**62).flat_map(one_pass)
+
+
+def _permute_windows(ds: tf.data.Dataset, window: int, seed: int, p) -> tf.data.Dataset:
+    """`ds` in windows of `window` examples, each permuted by the seed (seed, p, window #)."""
+
+    def permute(w, batch):
+        order = tf.random.experimental.stateless_shuffle(
+            tf.range(tf.shape(batch[0])[0]), seed=tf.stack([p * 1_000_003 + w, seed])
+        )
+        return tuple(tf.gather(t, order) for t in batch)
+
+    return ds.batch(window).enumerate().map(permute).unbatch()
 
 
 def should_cache(num_examples: int, image_size: int | None) -> bool:
