@@ -48,7 +48,7 @@ class ClassificationHead(ClassScoresHead):
         labels = np.asarray(labels)
         if labels.ndim == 2:
             return labels.astype(np.float32)
-        return keras.utils.to_categorical(labels, num_classes)
+        return keras.utils.to_categorical(labels, num_classes).astype(np.float32)
 
     def evaluate(self, y_true, y_score, class_names, *, top_k, threshold) -> dict:
         from sklearn.metrics import (
