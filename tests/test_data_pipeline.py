@@ -119,7 +119,13 @@ def test_multilabel_regression_bytes_and_text(tmp_path):
     ml = Split(split.examples, multi_hot, "path")
     _, y = _all(
         build_pipeline(
-            ml, num_classes=3, image_size=8, batch_size=4, training=False, seed=0, multi_label=True
+            ml,
+            num_classes=3,
+            image_size=8,
+            batch_size=4,
+            training=False,
+            seed=0,
+            head_type="multilabel",
         )
     )
     np.testing.assert_array_equal(y, multi_hot)
@@ -127,7 +133,13 @@ def test_multilabel_regression_bytes_and_text(tmp_path):
     reg = Split(split.examples, np.linspace(0, 1, len(split)), "path")
     _, y = _all(
         build_pipeline(
-            reg, num_classes=1, image_size=8, batch_size=4, training=False, seed=0, regression=True
+            reg,
+            num_classes=1,
+            image_size=8,
+            batch_size=4,
+            training=False,
+            seed=0,
+            head_type="regression",
         )
     )
     assert y.dtype == np.float32 and y.shape == (len(split),)

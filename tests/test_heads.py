@@ -89,3 +89,54 @@ def test_gradient_clipping_bounds_the_update(clip):
     w = keras.Variable(np.zeros(4, "float32"))
     opt.apply_gradients([(keras.ops.convert_to_tensor(np.full(4, 10.0, "float32")), w)])
     np.testing.assert_allclose(np.linalg.norm(np.asarray(w)), 0.5, rtol=1e-5)
+
+
+def test_label_encoding_and_targets_per_type():
+    import tensorflow as tf
+
+    from tltk.heads import get_head
+
+    cls, ml, reg = (get_head(n) for n in ("classification", "multilabel", "regression"))
+    ids = np.array([2, 0])
+    assert cls.label_array(ids).dtype == np.int64  # one-hot only in the map
+    np.testing.assert_array_equal(cls.encode_label(tf.constant(2, tf.int64), 3), [0, 0, 1])
+    np.testing.assert_array_equal(cls.targets(ids, 3), [[0, 0, 1], [1, 0, 0]])
+    multi_hot = np.array([[1, 0, 1], [0, 0, 0]])
+    assert ml.label_array(multi_hot).dtype == np.float32
+    np.testing.assert_array_equal(ml.targets(multi_hot, 3), multi_hot)
+    values = np.array([0.5, 2.0])
+    assert reg.num_outputs(7) == 1 and cls.num_outputs(7) == ml.num_outputs(7) == 7
+    np.testing.assert_array_equal(reg.predictions(np.array([[0.5], [2.0]])), values)
+    assert (cls.class_weights, ml.class_weights, reg.class_weights) == (True, False, False)
+
+
+def test_serving_outputs_per_type():
+    import tensorflow as tf
+
+    from tltk.heads import get_head
+
+    scores = tf.constant([[0.2, 0.7, 0.1], [0.6, 0.3, 0.9]])
+    out = get_head("multilabel").serving_outputs(scores, ["a", "b", "c"])
+    assert out["top_class"].numpy().tolist() == [b"b", b"c"]
+    np.testing.assert_allclose(out["top_score"], [0.7, 0.9])
+    assert out["classes"].shape == (2, 3)
+    rows = get_head("multilabel").prediction_rows({k: v.numpy() for k, v in out.items()}, 2)
+    assert [[t["label"] for t in r["top"]] for r in rows] == [["b", "a"], ["c", "a"]]
+    reg = get_head("regression").serving_outputs(tf.constant([[1.5], [-2.0]]), [])
+    assert list(reg) == ["prediction"] and reg["prediction"].numpy().tolist() == [1.5, -2.0]
+    with pytest.raises(ValueError, match="outputs 3 values per example, not 1"):
+        get_head("regression").check_outputs(3, [])
+
+
+def test_data_multi_label_builds_a_sigmoid_head_with_binary_cross_entropy():
+    """data.multi_label resolves the run's head to multilabel: model, loss and evaluation agree
+    (a classification head with multi-hot labels would train a softmax)."""
+    from tltk import tasks
+    from tltk.recipe import load_recipe
+
+    recipe = load_recipe({"name": "t", "data": {"multi_label": True}})
+    cfg = tasks.head_config(recipe)
+    assert cfg.type == "multilabel" and recipe.head.type == "classification"
+    assert isinstance(tasks.loss(recipe), keras.losses.BinaryCrossentropy)
+    tm = build_model(tiny_backbone(), cfg, 3)
+    assert tm.model.get_layer("head_scores").activation is keras.activations.sigmoid

@@ -123,3 +123,31 @@ def test_set_on_a_dict_recipe_leaves_the_callers_dict_alone():
     source = {"name": "t", "train": {"batch_size": 8}}
     assert load_recipe(source, ["train.batch_size=16"]).train.batch_size == 16
     assert source == {"name": "t", "train": {"batch_size": 8}}
+
+
+def test_head_type_is_checked_against_the_registry_and_resolved(tmp_path):
+    path = write(tmp_path, "name: t\nhead:\n  type: detection\n")
+    with pytest.raises(RecipeError, match=r"head\.type \(line 3\).*one of classification, multil"):
+        load_recipe(path)
+    with pytest.raises(RecipeError, match="data.multi_label: a regression head"):
+        load_recipe({"name": "t", "head": {"type": "regression"}, "data": {"multi_label": True}})
+    # data.multi_label alone makes the whole run multi-label, as head.type: multilabel does.
+    both = [load_recipe({"name": "t", "data": {"multi_label": True}}),
+            load_recipe({"name": "t", "head": {"type": "multilabel"}})]  # fmt: skip
+    assert [(r.head_type, r.multi_label) for r in both] == [("multilabel", True)] * 2
+    plain = load_recipe({"name": "t", "head": {"type": "regression"}})
+    assert (plain.head_type, plain.multi_label) == ("regression", False)
+
+
+def test_loading_a_recipe_does_not_import_tensorflow():
+    """The head-type registry is names only: validating `head.type` loads no spec."""
+    import subprocess
+    import sys
+
+    code = (
+        "import sys; from tltk.recipe import load_recipe; "
+        "load_recipe({'name': 't', 'head': {'type': 'multilabel'}}); "
+        "print(sorted(m for m in ('tensorflow', 'keras') if m in sys.modules))"
+    )
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert out.stdout.strip() == "[]"

@@ -88,7 +88,6 @@ def test_train_a_tiny_bert_with_lora_end_to_end(bert_dir, tmp_path):
 
     backbone = {"name": str(bert_dir), "weights": None, "sequence_length": 16, "lora_rank": 2}
     result = tltk.train(_recipe(tmp_path, backbone))
-    assert result.export_path is not None
     card = json.loads((result.export_path / "assets.extra" / "model_card.json").read_text())
     assert card["parity"]["passed"] and card["kind"] == "text"
     assert (result.run_dir / "text_backbone" / "backbone.lora.h5").is_file()
@@ -120,7 +119,8 @@ def test_train_the_rnn_from_scratch_end_to_end(tmp_path):
     recipe = _recipe(tmp_path, backbone)
     recipe["phases"][1]["train"] = "all"
     result = tltk.train(recipe)
-    assert result.metrics["accuracy"] >= 0.0 and result.export_path is not None
+    assert result.metrics["n"] == len(result.data.splits["test"]) > 0
+    assert (result.export_path / "saved_model.pb").is_file()
     vocabulary = (result.run_dir / "text_backbone" / "vocabulary.txt").read_text().split("\n")
     train_words = {w for t in result.data.splits["train"].examples for w in t.split()}
     assert set(vocabulary[2:-1]) == train_words

@@ -18,7 +18,8 @@ Signatures of an image model (S = the model's image size):
 A text model has one signature, `serving_default(texts: string [N])`: raw UTF-8 strings,
 tokenized inside the model exactly as in training (load it after `import tensorflow_text`).
 
-All of them return, for classification and multi-label (K classes):
+All of them return the task type's outputs (its `HeadSpec.serving_outputs`, tltk/heads/); for
+classification and multi-label (K classes):
     scores     float32 [N, K]  probabilities in class order (labels.txt order); softmax, or
                                independent sigmoids for multi-label
     classes    string  [N, K]  the class names, parallel to `scores` (TF Serving's convention)
@@ -47,6 +48,7 @@ from typing import TYPE_CHECKING, NamedTuple
 import tensorflow as tf
 
 from tltk.data.decode import decode_image, resize_image
+from tltk.heads import HEAD_TYPES, get_head
 from tltk.io import atomic_write_json, atomic_write_text
 from tltk.model_card import RESERVED_KEYS, build_card, card_markdown, parity_text
 from tltk.parity import ParityError, check_parity
@@ -62,7 +64,6 @@ from tltk.versions import (  # noqa: F401  (version_dirs, next_version: tltk.exp
 if TYPE_CHECKING:
     import keras
 
-TASKS = ("classification", "multilabel", "regression")
 EXTRA_DIR = "assets.extra"
 META_FILE = "tltk.json"
 LABELS_FILE = "labels.txt"
@@ -225,19 +226,19 @@ def _export(
     import keras
 
     _check(model, meta, name, version, card or {})
-    task = meta["task"]
+    spec = get_head(meta["task"])
     root = Path(export_root) / name
     refuse_taken(root, version)
     archive = keras.export.ExportArchive()
     for resource in (model, *track):
         archive.track(resource)
-    serve = {sig: _with_outputs(e.fn, meta["class_names"], task) for sig, e in endpoints.items()}
+    serve = {sig: _with_outputs(e.fn, meta["class_names"], spec) for sig, e in endpoints.items()}
     for sig, endpoint in endpoints.items():  # traced here: errors come before anything is written
         archive.add_endpoint(sig, serve[sig], input_signature=[endpoint.spec])
     meta = {**meta, "signature": "serving_default", "imports": list(imports)}
     meta["input"] = endpoints["serving_default"].spec.name
     signatures = {
-        sig: {"inputs": {e.spec.name: e.doc}, "outputs": _output_doc(task)}
+        sig: {"inputs": {e.spec.name: e.doc}, "outputs": spec.output_doc()}
         for sig, e in endpoints.items()
     }
     try:
@@ -267,7 +268,7 @@ def _export(
 
 def _write_extra(extra: Path, meta: dict) -> None:
     extra.mkdir()
-    if meta["task"] != "regression":
+    if get_head(meta["task"]).labels_file:
         atomic_write_text(extra / LABELS_FILE, "".join(f"{c}\n" for c in meta["class_names"]))
     atomic_write_json(extra / META_FILE, meta)
 
@@ -278,7 +279,7 @@ def _parity(tmp: Path, inputs, serve, meta: dict, imports: Sequence[str]) -> dic
         inputs,
         serve,
         input_name=meta["input"],
-        output_key="prediction" if meta["task"] == "regression" else "scores",
+        output_key=get_head(meta["task"]).parity_output,
         imports=imports,
     )
     if not result["passed"]:
@@ -291,49 +292,23 @@ def _parity(tmp: Path, inputs, serve, meta: dict, imports: Sequence[str]) -> dic
 
 def _check(model, meta: dict, name: str, version, card: dict) -> None:
     task, class_names = meta["task"], meta["class_names"]
-    if task not in TASKS:
-        raise ValueError(f"task {task!r}: expected one of {', '.join(TASKS)}")
+    if task not in HEAD_TYPES:
+        raise ValueError(f"task {task!r}: expected one of {', '.join(HEAD_TYPES)}")
     if not re.fullmatch(r"[A-Za-z0-9][A-Za-z0-9._-]*", name):
         raise ValueError(f"model name {name!r}: use letters, digits, '.', '_', '-' (a folder name)")
     if version is not None and (type(version) is not int or version < 1):
         raise ValueError(f"version {version!r}: expected a positive integer")
     width = model.output_shape[-1] if len(model.output_shape) > 1 else 1
-    if task == "regression" and width != 1:
-        raise ValueError(f"regression export: the model outputs {width} values per example, not 1")
-    if task != "regression" and width != len(class_names):
-        raise ValueError(
-            f"the model outputs {width} scores but {len(class_names)} class names were given"
-        )
+    get_head(task).check_outputs(width, class_names)
     clash = sorted(set(card) & (RESERVED_KEYS | set(meta)))
     if clash:
         raise ValueError(f"card keys {clash} are written by the export itself; rename them")
 
 
-def _with_outputs(fn, class_names: list[str], task: str):
-    """Wrap `fn` so that it returns the documented output dict (see the module docstring)."""
+def _with_outputs(fn, class_names: list[str], spec):
+    """Wrap `fn` so that it returns the task type's output dict (see the module docstring)."""
 
     def serve(x):
-        scores = tf.cast(fn(x), tf.float32)
-        if task == "regression":
-            return {"prediction": tf.reshape(scores, [-1])}
-        names = tf.constant(class_names, dtype=tf.string)
-        return {
-            "scores": scores,
-            "classes": tf.tile(names[tf.newaxis], [tf.shape(scores)[0], 1]),
-            "top_class": tf.gather(names, tf.argmax(scores, axis=-1)),
-            "top_score": tf.reduce_max(scores, axis=-1),
-        }
+        return spec.serving_outputs(tf.cast(fn(x), tf.float32), class_names)
 
     return serve
-
-
-def _output_doc(task: str) -> dict[str, str]:
-    if task == "regression":
-        return {"prediction": "float32 [N]: the predicted value"}
-    kind = "independent (sigmoid) probability" if task == "multilabel" else "probability"
-    return {
-        "scores": f"float32 [N, K]: {kind} of each class, in class order (labels.txt)",
-        "classes": "string [N, K]: the class names, parallel to scores",
-        "top_class": "string [N]: the class with the highest score",
-        "top_score": "float32 [N]: that highest score",
-    }

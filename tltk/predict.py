@@ -22,6 +22,7 @@ import tensorflow as tf
 
 from tltk.errors import PredictError
 from tltk.export import EXTRA_DIR, META_FILE, version_dirs
+from tltk.heads import HEAD_TYPES, get_head
 from tltk.io import atomic_write_text
 
 IMAGE_EXTENSIONS = (".jpg", ".jpeg", ".png", ".bmp", ".gif")
@@ -79,6 +80,11 @@ def load_exported(model_dir: str | Path) -> Exported:
         meta = json.loads(meta_path.read_text())
     except json.JSONDecodeError as e:
         raise PredictError(f"{meta_path}: not valid JSON ({e}); re-export the model") from None
+    if meta.get("task") not in HEAD_TYPES:
+        raise PredictError(
+            f"{meta_path}: task {meta.get('task')!r} is not a task type this tltk knows "
+            f"({', '.join(HEAD_TYPES)}); predict with the tltk version that exported it"
+        )
     import_op_libraries(meta.get("imports", []), meta_path)
     loaded = tf.saved_model.load(str(path))
     return Exported(path, meta, loaded.signatures[meta.get("signature", "serving_default")], loaded)
@@ -217,15 +223,7 @@ def _run(exported: Exported, batch: list, top_k: int) -> list[dict]:
             return [{"error": _op_error_text(e)}]
         # One bad input fails its whole batch: run them one by one to isolate it.
         return [row for item in batch for row in _run(exported, [item], top_k)]
-    if "prediction" in outputs:
-        return [{"prediction": float(p)} for p in outputs["prediction"]]
-    rows = []
-    for scores, names in zip(outputs["scores"], outputs["classes"], strict=True):
-        best = np.argsort(-scores, kind="stable")[:top_k]
-        rows.append(
-            {"top": [{"label": names[c].decode(), "score": float(scores[c])} for c in best]}
-        )
-    return rows
+    return get_head(exported.task).prediction_rows(outputs, top_k)
 
 
 def _op_error_text(error: tf.errors.OpError) -> str:

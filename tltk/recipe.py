@@ -14,9 +14,17 @@ from pathlib import Path
 from typing import Any, Literal
 
 import yaml
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    ValidationError,
+    field_validator,
+    model_validator,
+)
 
 from tltk.errors import RecipeError
+from tltk.heads import HEAD_TYPES
 from tltk.overrides import apply_override
 
 __all__ = ["Recipe", "RecipeError", "apply_override", "load_recipe"]
@@ -93,7 +101,9 @@ class BackboneConfig(_Strict):
 
 
 class HeadConfig(_Strict):
-    type: Literal["classification", "multilabel", "regression"] = "classification"
+    type: str = "classification"
+    """The task type: a name registered in `tltk.heads.HEAD_TYPES` (classification,
+    multilabel, regression)."""
     pooling: Literal["avg", "max"] = "avg"
     dropout: float = Field(0.2, ge=0.0, lt=1.0)
     hidden_units: int = 0
@@ -101,6 +111,13 @@ class HeadConfig(_Strict):
     l2: float = 0.0
     label_smoothing: float = Field(0.0, ge=0.0, lt=1.0)
     class_weight: Literal["balanced"] | dict[str, float] | None = None
+
+    @field_validator("type")
+    @classmethod
+    def _registered(cls, value: str) -> str:
+        if value not in HEAD_TYPES:
+            raise ValueError(f"unknown head type; expected one of {', '.join(HEAD_TYPES)}")
+        return value
 
 
 class AugmentLayer(_Strict):
@@ -219,9 +236,24 @@ class Recipe(_Strict):
     evaluate: EvaluateConfig = Field(default_factory=EvaluateConfig)
     export: ExportConfig = Field(default_factory=ExportConfig)
 
+    @model_validator(mode="after")
+    def _labels_fit_the_head(self) -> Recipe:
+        if self.data.multi_label and self.head.type == "regression":
+            raise ValueError(
+                "data.multi_label: a regression head takes one number per example; use "
+                "head.type: multilabel for several labels per example"
+            )
+        return self
+
+    @property
+    def head_type(self) -> str:
+        """The task type the whole run uses (model, loss, labels, evaluation, export):
+        `head.type`, or multilabel when `data.multi_label` says so."""
+        return "multilabel" if self.data.multi_label else self.head.type
+
     @property
     def multi_label(self) -> bool:
-        return self.head.type == "multilabel" or self.data.multi_label
+        return self.head_type == "multilabel"
 
     def to_yaml(self) -> str:
         return yaml.safe_dump(self.model_dump(mode="json"), sort_keys=False)

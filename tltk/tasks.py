@@ -1,6 +1,8 @@
-"""What differs between image and text runs, behind one set of functions train.py calls.
+"""What differs between image and text runs, behind one set of functions the trainer calls.
 
-Everything else (phases, callbacks, strategy, evaluation, export mechanics) is shared.
+What differs between task types (classification, multilabel, regression) is asked of the
+recipe's `HeadSpec` (`head(recipe)`, see tltk/heads/). Everything else (phases, callbacks,
+strategy, evaluation, export mechanics) is shared.
 """
 
 from __future__ import annotations
@@ -13,17 +15,25 @@ import tensorflow as tf
 
 from tltk.backbones import build_backbone
 from tltk.data import LabelledData
-from tltk.heads import head_loss, head_metrics
+from tltk.heads import get_head
+from tltk.heads.base import HeadSpec
 from tltk.model import TaskModel, build_model
-from tltk.recipe import Recipe, load_recipe
+from tltk.recipe import HeadConfig, Recipe, load_recipe
+
+
+def head(recipe: Recipe) -> HeadSpec:
+    """The spec of the recipe's task type (`recipe.head_type`)."""
+    return get_head(recipe.head_type)
+
+
+def head_config(recipe: Recipe) -> HeadConfig:
+    """The recipe's head section with its type resolved (`data.multi_label` makes it multilabel)."""
+    return recipe.head.model_copy(update={"type": recipe.head_type})
 
 
 def load_data(recipe: Recipe, *, report_path: Path | None = None) -> LabelledData:
-    kw = dict(
-        seed=recipe.seed,
-        multi_label=recipe.multi_label,
-        regression=recipe.head.type == "regression",
-    )
+    kind = head(recipe).label_kind
+    kw = dict(seed=recipe.seed, multi_label=kind == "classes", regression=kind == "value")
     if recipe.task == "text":
         from tltk.data.text import load_text_data
 
@@ -34,7 +44,7 @@ def load_data(recipe: Recipe, *, report_path: Path | None = None) -> LabelledDat
 
 
 def num_outputs(recipe: Recipe, data: LabelledData) -> int:
-    return 1 if recipe.head.type == "regression" else data.num_classes
+    return head(recipe).num_outputs(data.num_classes)
 
 
 def build_task_model(
@@ -48,7 +58,7 @@ def build_task_model(
         backbone = build_backbone(cfg, task="text", train_texts=data.splits["train"].examples)
     else:
         backbone = build_backbone(cfg, task="image")
-    return build_model(backbone, recipe.head, num_outputs(recipe, data), name=recipe.name)
+    return build_model(backbone, head_config(recipe), num_outputs(recipe, data), name=recipe.name)
 
 
 def pipeline(
@@ -84,8 +94,7 @@ def pipeline(
         seed=recipe.seed,
         augment=augment,
         cache=recipe.data.cache,
-        multi_label=recipe.multi_label,
-        regression=recipe.head.type == "regression",
+        head_type=recipe.head_type,
         remainder="keep" if replicas == 1 else ("drop" if training else "pad"),
         start_batch=start_batch,
     )
@@ -100,7 +109,7 @@ def class_weight(recipe: Recipe, data: LabelledData) -> dict[int, float] | None:
     cw = recipe.head.class_weight
     if cw is None:
         return None
-    if recipe.head.type != "classification":
+    if not head(recipe).class_weights:
         raise ValueError(
             "head.class_weight: class weights apply to multi-class (classification) heads"
         )
@@ -117,11 +126,12 @@ def class_weight(recipe: Recipe, data: LabelledData) -> dict[int, float] | None:
 
 
 def loss(recipe: Recipe) -> keras.losses.Loss:
-    return head_loss(recipe.head)
+    return head(recipe).loss(recipe.head)
 
 
 def metrics(recipe: Recipe, task_model: TaskModel) -> list:
-    return head_metrics(recipe.head, task_model.model.output.shape[-1], recipe.evaluate.top_k)
+    width = task_model.model.output.shape[-1]
+    return head(recipe).metrics(width, recipe.evaluate.top_k)
 
 
 def predict_split(
@@ -136,10 +146,8 @@ def predict_split(
     """(y_true, y_score, loss) on a split, in the split's order; each example counted once."""
     ds = pipeline(recipe, data, split, task_model, batch, training=False, replicas=replicas)
     labels = data.splits[split].labels
-    scores = predict_scores(task_model.model, ds, len(labels))
-    if recipe.head.type == "regression":
-        scores = scores.reshape(-1)
-    value = head_loss(recipe.head)(targets(recipe, data, split), scores)
+    scores = head(recipe).predictions(predict_scores(task_model.model, ds, len(labels)))
+    value = loss(recipe)(targets(recipe, data, split), scores)
     value = float(keras.ops.convert_to_numpy(value))
     return labels, scores, value
 
@@ -151,10 +159,7 @@ def predict_scores(model: keras.Model, ds: tf.data.Dataset, n: int):
 
 def targets(recipe: Recipe, data: LabelledData, split: str):
     """A split's labels as the loss sees them: one-hot, multi-hot or flat values (float32)."""
-    labels = data.splits[split].labels
-    if recipe.head.type == "regression" or recipe.multi_label:
-        return labels.astype("float32")
-    return keras.utils.to_categorical(labels, data.num_classes)
+    return head(recipe).targets(data.splits[split].labels, data.num_classes)
 
 
 def evaluate(
@@ -174,14 +179,13 @@ def evaluate(
     y_true, y_score, value = predict_split(
         recipe, task_model, data, split, batch, replicas=replicas
     )
-    task = {
-        "classification": "classification",
-        "multilabel": "multilabel",
-        "regression": "regression",
-    }
-    kind = "multilabel" if recipe.multi_label else task[recipe.head.type]
     result = compute_metrics(
-        y_true, y_score, data.class_names, task=kind, top_k=recipe.evaluate.top_k, loss=value
+        y_true,
+        y_score,
+        data.class_names,
+        task=recipe.head_type,
+        top_k=recipe.evaluate.top_k,
+        loss=value,
     )
     result["split"] = split
     write_metrics(result, out_dir, plots=recipe.evaluate.plots)
@@ -207,7 +211,7 @@ def load_run(run_dir: str | Path) -> tuple[Recipe, TaskModel, list[str]]:
 
         backbone = load_text_backbone(recipe.backbone, run_dir)
         task_model = build_model(
-            backbone, recipe.head, num_outputs(recipe, shell), name=recipe.name
+            backbone, head_config(recipe), num_outputs(recipe, shell), name=recipe.name
         )
     else:
         task_model = build_task_model(recipe, shell, weights=False)
@@ -229,13 +233,12 @@ def export(
     }
     test = data.splits.get(recipe.evaluate.split) or data.splits["train"]
     n = recipe.export.parity_examples if recipe.export.parity else 0
-    task = "multilabel" if recipe.multi_label else recipe.head.type
     common = dict(
         class_names=data.class_names,
         export_root=recipe.export.dir,
         name=recipe.export.name or recipe.name,
         version=recipe.export.version,
-        task=task,
+        task=recipe.head_type,
         card=card,
     )
     if recipe.task == "text":

@@ -6,8 +6,9 @@
 
 Decoding and caching come before augmentation, so a cached epoch still gets fresh augmentation.
 Images are float32 [B, S, S, 3] in 0..255, decoded by `decode_image` like the exported model.
-Labels are one-hot float32 [B, K] (so label smoothing, MixUp and CutMix work), multi-hot
-float32 [B, K] for multi-label, float32 [B] for regression.
+Labels are encoded by the task type's `HeadSpec` (tltk/heads/): one-hot float32 [B, K] for
+classification (so label smoothing, MixUp and CutMix work), multi-hot float32 [B, K] for
+multi-label, float32 [B] for regression.
 """
 
 from __future__ import annotations
@@ -20,6 +21,7 @@ import tensorflow as tf
 
 from tltk.data.decode import decode_image
 from tltk.data.types import Split
+from tltk.heads import get_head
 
 BatchFn = Callable[[tf.Tensor, tf.Tensor], tuple[tf.Tensor, tf.Tensor]]
 
@@ -41,8 +43,7 @@ def build_pipeline(
     seed: int,
     augment: BatchFn | None = None,
     cache: str = "auto",
-    multi_label: bool = False,
-    regression: bool = False,
+    head_type: str = "classification",
     preprocess: BatchFn | None = None,
     remainder: str = "keep",
     start_batch: int = 0,
@@ -59,6 +60,8 @@ def build_pipeline(
         split: examples of kind "path" (read and decoded), "bytes" (decoded) or "text" (passed
             through as strings; give `image_size=None`).
         num_classes: K, the width of one-hot / multi-hot labels.
+        head_type: the registered task type whose `label_array` and `encode_label` turn the
+            split's labels into what the loss takes.
         image_size: square size images are resized to; None for text.
         training: the endless shuffled stream above; evaluation keeps the split's order.
         augment: `(images, labels) -> (images, labels)` on each batch, on the CPU, after the
@@ -78,15 +81,12 @@ def build_pipeline(
     if cache not in ("auto", "memory", "none"):
         raise ValueError(f"cache must be auto, memory or none, not {cache!r}")
     n = len(split)
-    labels = _label_array(split.labels, multi_label=multi_label, regression=regression)
-    ds = tf.data.Dataset.from_tensor_slices((_examples(split), labels))
-    one_hot = labels.ndim == 1 and not regression
+    head = get_head(head_type)
+    ds = tf.data.Dataset.from_tensor_slices((_examples(split), head.label_array(split.labels)))
     decode = _decoder(split.kind, image_size)
 
     def prepare(example, label):
-        if one_hot:
-            label = tf.one_hot(label, num_classes, dtype=tf.float32)
-        return decode(example), label
+        return decode(example), head.encode_label(label, num_classes)
 
     cached = split.kind != "text" and (
         cache == "memory" or (cache == "auto" and should_cache(n, image_size))
@@ -208,13 +208,6 @@ def class_weights(labels: np.ndarray, num_classes: int) -> dict[int, float]:
 def _examples(split: Split) -> tf.Tensor:
     # An explicit tf.string constant: works for str and bytes alike, and for an empty split.
     return tf.constant([x if isinstance(x, bytes) else str(x) for x in split.examples], tf.string)
-
-
-def _label_array(labels: np.ndarray, *, multi_label: bool, regression: bool) -> np.ndarray:
-    labels = np.asarray(labels)
-    if regression or multi_label or labels.ndim == 2:
-        return labels.astype(np.float32)
-    return labels.astype(np.int64)  # one-hot in the map: N x K floats need not sit in memory
 
 
 def _decoder(kind: str, image_size: int | None) -> Callable[[tf.Tensor], tf.Tensor]:

@@ -1,12 +1,14 @@
-"""Task heads: multi-class (softmax), multi-label (sigmoid), regression. Always float32."""
+"""The layers every head shares: pooling, optional hidden layer, dropout, the scores layer.
+
+The scores layer's activation and width come from the task type's `HeadSpec`. Always float32.
+"""
 
 from __future__ import annotations
 
 import keras
 
+from tltk.heads import HEAD_PREFIX, get_head
 from tltk.recipe import HeadConfig
-
-HEAD_PREFIX = "head_"
 
 
 def build_head(features: keras.KerasTensor, cfg: HeadConfig, num_outputs: int) -> keras.KerasTensor:
@@ -44,12 +46,9 @@ def build_head(features: keras.KerasTensor, cfg: HeadConfig, num_outputs: int) -
         )(x)
     if cfg.dropout:
         x = keras.layers.Dropout(cfg.dropout, name=f"{HEAD_PREFIX}dropout", dtype="float32")(x)
-    activation = {"classification": "softmax", "multilabel": "sigmoid", "regression": None}[
-        cfg.type
-    ]
     return keras.layers.Dense(
         num_outputs,
-        activation=activation,
+        activation=get_head(cfg.type).activation,
         kernel_regularizer=reg,
         dtype="float32",
         name=f"{HEAD_PREFIX}scores",
@@ -57,23 +56,10 @@ def build_head(features: keras.KerasTensor, cfg: HeadConfig, num_outputs: int) -
 
 
 def head_loss(cfg: HeadConfig) -> keras.losses.Loss:
-    """Labels arrive one-hot (multi-class) or multi-hot, so label smoothing works for both."""
-    if cfg.type == "classification":
-        return keras.losses.CategoricalCrossentropy(label_smoothing=cfg.label_smoothing)
-    if cfg.type == "multilabel":
-        return keras.losses.BinaryCrossentropy(label_smoothing=cfg.label_smoothing)
-    return keras.losses.MeanSquaredError()
+    """The loss of `cfg.type`'s spec, with the config's label smoothing."""
+    return get_head(cfg.type).loss(cfg)
 
 
 def head_metrics(cfg: HeadConfig, num_classes: int, top_k: int = 5) -> list:
-    if cfg.type == "classification":
-        metrics = [keras.metrics.CategoricalAccuracy(name="accuracy")]
-        if num_classes > top_k:
-            metrics.append(keras.metrics.TopKCategoricalAccuracy(k=top_k, name=f"top{top_k}"))
-        return metrics
-    if cfg.type == "multilabel":
-        return [
-            keras.metrics.BinaryAccuracy(name="accuracy"),
-            keras.metrics.AUC(multi_label=True, num_labels=num_classes, name="auc"),
-        ]
-    return [keras.metrics.MeanAbsoluteError(name="mae")]
+    """The metrics `compile` gets for `cfg.type` (`num_classes`: the scores' width)."""
+    return get_head(cfg.type).metrics(num_classes, top_k)
