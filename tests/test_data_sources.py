@@ -12,7 +12,8 @@ import pytest
 from helpers import make_image_folder
 from PIL import Image
 
-from tltk.data import DataError, load_image_data, tfds_sources
+import tltk.net
+from tltk.data import DataError, load_image_data
 from tltk.data.offline import FASHION_MNIST_DIR, read_idx, write_digits, write_fashion_mnist
 from tltk.recipe import DataConfig
 
@@ -220,7 +221,7 @@ def test_csv_regression_targets(tmp_path):
 def test_tfds_mock_reads_encoded_bytes_and_splits(tmp_path, monkeypatch):
     import tensorflow_datasets as tfds
 
-    monkeypatch.setattr(tfds_sources, "network_reachable", lambda *a, **k: True)
+    monkeypatch.setattr(tltk.net, "reachable", lambda *a, **k: True)
     cfg = DataConfig(source="tfds", name="tf_flowers", data_dir=str(tmp_path))
     with tfds.testing.mock_data(num_examples=40):
         out = load_image_data(cfg, seed=0)
@@ -240,7 +241,7 @@ def test_tfds_not_prepared_fails_fast_with_the_fix(tmp_path, monkeypatch):
     message = str(e.value)
     assert "'mnist'" in message and str(tmp_path) in message and "data.source: folder" in message
     # download: true without network fails on the probe, not after minutes of retries
-    monkeypatch.setattr(tfds_sources, "network_reachable", lambda *a, **k: False)
+    monkeypatch.setattr(tltk.net, "reachable", lambda *a, **k: False)
     with pytest.raises(RuntimeError, match="unreachable"):
         load_image_data(cfg.model_copy(update={"download": True}), seed=0)
 
@@ -318,3 +319,21 @@ def test_classes_missing_from_val_or_test_are_reported_and_warned(tmp_path, caps
     assert "class(es): 'b' (4 in all)" in capsys.readouterr().out
     full = load_image_data(DataConfig(path=str(root), val_fraction=0, test_fraction=0), seed=0)
     assert full.report["absent_classes"] == {}
+
+
+# --------------------------------------------------------------------------- extensions
+
+
+def test_training_and_predict_read_the_same_image_files(tmp_path):
+    from tltk.data.sources import read_source
+    from tltk.predict import image_files
+
+    root = make_image_folder(tmp_path / "images", {"a": 1, "b": 1})
+    Image.new("RGB", (8, 8)).save(root / "a" / "extra.webp")
+    (root / "b" / "UPPER.PNG").write_bytes((root / "b" / "0.png").read_bytes())
+    (root / "b" / "notes.txt").write_text("not an image")
+    source = read_source(DataConfig(source="folder", path=str(root)), "image", "class")
+    trained = sorted(source.splits["train"].examples.tolist())
+    assert [p.rsplit("/", 1)[1] for p in trained] == ["0.png", "extra.webp", "0.png", "UPPER.PNG"]
+    assert sorted(map(str, image_files([root]))) == trained
+    assert source.found["ignored_files"] == [str(root / "b" / "notes.txt")]

@@ -20,12 +20,12 @@ from typing import Any
 import numpy as np
 import tensorflow as tf
 
+from tltk.data.extensions import IMAGE_EXTENSIONS
 from tltk.errors import PredictError
 from tltk.export import EXTRA_DIR, META_FILE, version_dirs
 from tltk.heads import HEAD_TYPES, get_head
 from tltk.io import atomic_write_text
 
-IMAGE_EXTENSIONS = (".jpg", ".jpeg", ".png", ".bmp", ".gif")
 OP_LIBRARIES = ("tensorflow", "tensorflow_text")
 """The only modules a model's tltk.json "imports" may name: libraries whose ops a SavedModel
 needs registered before it loads. A copied model must not choose what code runs here."""

@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import numpy as np
 
+from tltk.data.errors import DataError
 from tltk.data.types import Split
 
 SPLIT_ALIASES = {
@@ -24,6 +25,17 @@ SPLIT_ALIASES = {
     "test": "test",
 }
 """Accepted split names (recipes, CSV `split` column, folder names) -> canonical name."""
+
+SPLIT_COLUMN = "split"
+"""The optional column (CSV) or key (JSONL) that assigns a row to train, val or test."""
+
+
+def canonical_split(name: str, where: str) -> str:
+    """`name` (any alias, any case) as train, val or test; `where` starts the error."""
+    canonical = SPLIT_ALIASES.get(name.strip().lower())
+    if canonical is None:
+        raise DataError(f"{where}: unknown split {name!r}; use one of train, val, test")
+    return canonical
 
 
 def strata(labels: np.ndarray, *, regression: bool = False, bins: int = 10) -> np.ndarray:

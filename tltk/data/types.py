@@ -1,4 +1,5 @@
-"""The two values the data layer hands on: one split of examples, and a whole labelled dataset."""
+"""The values the data layer hands on: one split of examples, what a source read, and a whole
+labelled dataset."""
 
 from __future__ import annotations
 
@@ -49,6 +50,27 @@ class Split:
         index = np.asarray(index, dtype=np.int64)
         origins = [self.origins[i] for i in index] if self.origins is not None else None
         return Split(self.examples[index], self.labels[index], self.kind, origins)
+
+
+@dataclass
+class SourceData:
+    """What a source reader gives, before splitting and cleaning (see `tltk.data.sources`)."""
+
+    class_names: list[str]
+    """In label order; for regression the label column, the one "class"."""
+    splits: dict[str, Split]
+    """Canonical split names (train/val/test); just `train` when the source has no splits."""
+    description: dict
+    """The report's `source`: {"type": ..., "path" or "name": ...}."""
+    found: dict[str, list] = field(default_factory=dict)
+    """What the reader's checks found, by report key: `ignored_files` (not images),
+    `missing_files` (manifest rows whose file is absent), `dropped` (rows without a usable text
+    or label, with the reason), `bad_encoding` (rows whose bytes were not UTF-8)."""
+
+    @property
+    def where(self) -> str:
+        """The source as messages name it: its path, or the tfds dataset."""
+        return self.description.get("path") or f"tfds dataset {self.description.get('name')}"
 
 
 @dataclass
