@@ -45,18 +45,7 @@ def assemble_labelled_data(
     if missing:
         if "train" not in splits:
             raise DataError(f"{source.where}: no train split to carve {sorted(missing)} from")
-        index = split_indices(
-            strata(splits["train"].labels, regression=regression),
-            val_fraction=missing.get("val", 0.0),
-            test_fraction=missing.get("test", 0.0),
-            seed=seed,
-            groups=digests["train"],
-        )
-        pool, pool_digests = splits.pop("train"), digests.pop("train")
-        for name, idx in index.items():
-            if name == "train" or name in missing:
-                splits[name], digests[name] = pool.subset(idx), pool_digests[idx]
-
+        splits, digests = _carve(splits, digests, missing, seed=seed, regression=regression)
     splits, duplicates = check_duplicates(splits, digests, cfg.clean, source.class_names)
     splits = {n: splits[n] for n in ("train", "val", "test") if n in splits and len(splits[n])}
     counts = {n: _counts(s, source.class_names, regression) for n, s in splits.items()}
@@ -81,6 +70,30 @@ def assemble_labelled_data(
     if report_path is not None:
         atomic_write_json(report_path, report)
     return LabelledData(source.class_names, splits, multi_label=multi_label, report=report)
+
+
+def _carve(
+    splits: dict[str, Split],
+    digests: dict[str, np.ndarray],
+    fractions: dict[str, float],
+    *,
+    seed: int,
+    regression: bool,
+) -> tuple[dict[str, Split], dict[str, np.ndarray]]:
+    """Carve the splits in `fractions` (val, test) out of train; the other splits stay."""
+    index = split_indices(
+        strata(splits["train"].labels, regression=regression),
+        val_fraction=fractions.get("val", 0.0),
+        test_fraction=fractions.get("test", 0.0),
+        seed=seed,
+        groups=digests["train"],
+    )
+    splits, digests = dict(splits), dict(digests)
+    pool, pool_digests = splits.pop("train"), digests.pop("train")
+    for name, idx in index.items():
+        if name == "train" or name in fractions:
+            splits[name], digests[name] = pool.subset(idx), pool_digests[idx]
+    return splits, digests
 
 
 def _counts(split: Split, class_names: list[str], regression: bool) -> dict:

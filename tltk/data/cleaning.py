@@ -236,37 +236,7 @@ def check_duplicates(
 ) -> tuple[dict[str, Split], dict]:
     """Report exact duplicates within splits, across splits (leakage) and with differing labels;
     apply `policy.leakage` (report / drop later copies / error)."""
-    where: dict[str, list[tuple[str, int]]] = defaultdict(list)
-    for name in _ordered(splits):
-        for i, digest in enumerate(digests[name]):
-            where[digest].append((name, i))
-    within: dict[str, list[list[str]]] = defaultdict(list)
-    leakage, conflicts = [], []
-    drop: dict[str, list[int]] = defaultdict(list)
-    for places in where.values():
-        if len(places) < 2:
-            continue
-        by_split: dict[str, list[int]] = defaultdict(list)
-        for name, i in places:
-            by_split[name].append(i)
-        for name, idx in by_split.items():
-            if len(idx) > 1:
-                within[name].append([splits[name].origin(i) for i in idx])
-        first_name, first_i = places[0]
-        kept = splits[first_name].origin(first_i)
-        for name, i in places:
-            if name != first_name:
-                leakage.append(
-                    {
-                        "kept": kept,
-                        "copy": splits[name].origin(i),
-                        "splits": f"{first_name}/{name}",
-                    }
-                )
-                drop[name].append(i)
-        labels = [label_name(splits[n].labels[i], class_names) for n, i in places]
-        if len({str(x) for x in labels}) > 1:
-            conflicts.append({"files": [splits[n].origin(i) for n, i in places], "labels": labels})
+    within, leakage, conflicts, drop = _find_duplicates(splits, digests, class_names)
     if leakage and policy.leakage == "error":
         shown = "\n  ".join(f"{p['kept']} == {p['copy']}" for p in leakage[:10])
         more = f"\n  ... and {len(leakage) - 10} more" if len(leakage) > 10 else ""
@@ -280,7 +250,7 @@ def check_duplicates(
             keep = np.setdiff1d(np.arange(len(splits[name])), idx)
             splits = {**splits, name: splits[name].subset(keep)}
     report = {
-        "duplicates_within": dict(within),
+        "duplicates_within": within,
         "leakage": {
             "policy": policy.leakage,
             "pairs": leakage,
@@ -289,6 +259,38 @@ def check_duplicates(
         "label_conflicts": conflicts,
     }
     return splits, report
+
+
+def _find_duplicates(
+    splits: dict[str, Split], digests: dict[str, np.ndarray], class_names: list[str] | None
+) -> tuple[dict, list[dict], list[dict], dict[str, list[int]]]:
+    """Groups of equal examples within each split, leakage pairs (the first copy, in train, val,
+    test order, is kept), label conflicts, and the indices of the later copies per split."""
+    where: dict[str, list[tuple[str, int]]] = defaultdict(list)
+    for name in _ordered(splits):
+        for i, digest in enumerate(digests[name]):
+            where[digest].append((name, i))
+    within: dict[str, list[list[str]]] = defaultdict(list)
+    leakage, conflicts = [], []
+    drop: dict[str, list[int]] = defaultdict(list)
+    for places in (p for p in where.values() if len(p) > 1):
+        by_split: dict[str, list[int]] = defaultdict(list)
+        for name, i in places:
+            by_split[name].append(i)
+        for name, idx in by_split.items():
+            if len(idx) > 1:
+                within[name].append([splits[name].origin(i) for i in idx])
+        first_name, first_i = places[0]
+        kept = splits[first_name].origin(first_i)
+        for name, i in places:
+            if name != first_name:
+                pair = {"kept": kept, "copy": splits[name].origin(i)}
+                leakage.append({**pair, "splits": f"{first_name}/{name}"})
+                drop[name].append(i)
+        labels = [label_name(splits[n].labels[i], class_names) for n, i in places]
+        if len({str(x) for x in labels}) > 1:
+            conflicts.append({"files": [splits[n].origin(i) for n, i in places], "labels": labels})
+    return dict(within), leakage, conflicts, drop
 
 
 def _ordered(splits: dict[str, Split]) -> list[str]:

@@ -56,13 +56,8 @@ def load_image_data(
             "least two (add a class folder, or use a regression/multi-label manifest)"
         )
     read = {"ignored_files": [], "missing_files": [], "dropped": [], **source.found}
-    missing = read["missing_files"]
-    if missing and cfg.clean.corrupt == "error":
-        shown = "\n  ".join(f"{m['origin']}: {m['file']}" for m in missing[:10])
-        raise DataError(
-            f"{len(missing)} manifest row(s) name files that do not exist:\n  {shown}\n"
-            "Fix the paths, or set data.clean.corrupt: drop to skip those rows."
-        )
+    if read["missing_files"] and cfg.clean.corrupt == "error":
+        _refuse_missing(read["missing_files"])
     splits = source.splits
     if cfg.limit_per_class is not None and not regression:
         splits = {n: limit_per_class(s, cfg.limit_per_class, seed=seed) for n, s in splits.items()}
@@ -89,6 +84,14 @@ def load_image_data(
     for line in summary(data.report):
         print(line)
     return data
+
+
+def _refuse_missing(missing: list[dict]) -> None:
+    shown = "\n  ".join(f"{m['origin']}: {m['file']}" for m in missing[:10])
+    raise DataError(
+        f"{len(missing)} manifest row(s) name files that do not exist:\n  {shown}\n"
+        "Fix the paths, or set data.clean.corrupt: drop to skip those rows."
+    )
 
 
 def summary(report: dict) -> list[str]:
