@@ -197,3 +197,20 @@ def test_second_process_on_a_running_recipe_touches_nothing(tmp_path, images, re
     out, _ = first.communicate(timeout=300)
     assert first.returncode == 0, out[-3000:]
     _check_same_as_reference(tmp_path, reference)  # one run folder, one export, same result
+
+
+def test_export_and_evaluate_of_a_run_in_use_are_refused(tmp_path, images):
+    """Commands that write into a run take its lock too (flock: two open files conflict even
+    within one process, as they would across processes)."""
+    from tltk.recipe import load_recipe
+    from tltk.runs import RunLocked, open_run
+
+    run = open_run(load_recipe(_recipe(tmp_path, images)))
+    try:
+        with pytest.raises(RunLocked, match=rf"{run.dir} is in use by process {os.getpid()}"):
+            tltk.export_run(run.dir)
+        with pytest.raises(RunLocked, match="--new"):
+            tltk.evaluate_run(run.dir)
+        assert not (tmp_path / "saved_models").exists()
+    finally:
+        run.close()
