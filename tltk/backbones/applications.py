@@ -115,6 +115,16 @@ def resolve_weights_path(weights: str, name: str) -> str:
     return str(path)
 
 
+def load_weights_file(model: keras.Model, weights: str, name: str) -> str:
+    """Load a weights file (or a run folder's backbone.weights.h5) into `model`; its path."""
+    path = resolve_weights_path(weights, name)
+    try:
+        model.load_weights(path)
+    except Exception as e:
+        raise BackboneError(f"backbone.weights: {path} does not fit {name}: {e}") from None
+    return path
+
+
 def build_application(name: str, weights: str | None, image_size: int | None, **kwargs) -> Backbone:
     cls_name, default_size, family, norm = _FAMILIES[name]
     size = image_size or default_size

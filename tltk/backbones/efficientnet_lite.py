@@ -193,15 +193,11 @@ def build(weights: str | None, image_size: int | None, **kwargs) -> Backbone:
     model = efficientnet_lite0(size)
     source = None
     if weights not in (None, "none"):
-        from tltk.backbones.applications import resolve_weights_path
+        from tltk.backbones.applications import load_weights_file
 
-        source = (
-            imagenet_weights() if weights == "imagenet" else resolve_weights_path(weights, NAME)
+        source = load_weights_file(
+            model, imagenet_weights() if weights == "imagenet" else weights, NAME
         )
-        try:
-            model.load_weights(source)
-        except Exception as e:
-            raise BackboneError(f"backbone.weights: {source} does not fit {NAME}: {e}") from None
     return Backbone(
         name=NAME,
         model=model,

@@ -11,7 +11,7 @@ from dataclasses import dataclass
 
 import keras
 
-from tltk.backbones.applications import resolve_weights_path
+from tltk.backbones.applications import load_weights_file
 from tltk.backbones.base import (
     Backbone,
     BackboneError,
@@ -114,11 +114,7 @@ def build_small_resnet(
     )
     local = None
     if weights not in (None, "none"):
-        local = resolve_weights_path(weights, name)
-        try:
-            model.load_weights(local)
-        except Exception as e:
-            raise BackboneError(f"backbone.weights: {local} does not fit {name}: {e}") from None
+        local = load_weights_file(model, weights, name)
     return Backbone(
         name=name,
         model=model,
