@@ -10,6 +10,7 @@ import keras
 import numpy as np
 
 from tltk.callback_state import CallbackState
+from tltk.data.pipeline import predict_unpadded
 from tltk.io import atomic_write_text
 from tltk.recipe import PhaseConfig, Recipe
 from tltk.runs import Run, TrainingDiverged
@@ -83,7 +84,7 @@ class ValidationMetrics(keras.callbacks.Callback):
             logs.update(self.evaluate())
 
     def evaluate(self) -> dict[str, float]:
-        scores = self.model.predict(self.dataset, verbose=0)[: len(self.targets)]
+        scores = predict_unpadded(self.model, self.dataset, len(self.targets))
         scores = scores.reshape(self.targets.shape)
         penalty = sum(float(keras.ops.convert_to_numpy(x)) for x in self.model.losses)
         out = {"val_loss": float(keras.ops.convert_to_numpy(self.loss(self.targets, scores)))}

@@ -15,6 +15,7 @@ import tensorflow as tf
 
 from tltk.backbones import build_backbone
 from tltk.data import LabelledData
+from tltk.data.pipeline import predict_unpadded
 from tltk.heads import get_head
 from tltk.heads.base import HeadSpec
 from tltk.model import TaskModel, build_model
@@ -75,7 +76,7 @@ def pipeline(
     """Batches of a split for `task_model`: training, an endless stream from `start_batch` (see
     `build_pipeline`). Under several replicas every batch is whole, so no replica ever gets an
     empty or ragged one: training drops the remainder (a different one each epoch),
-    evaluation pads it (`predict_scores` slices the blanks off)."""
+    evaluation pads it (`predict_unpadded` slices the blanks off)."""
     from tltk.data import build_pipeline
 
     augment = None
@@ -146,15 +147,10 @@ def predict_split(
     """(y_true, y_score, loss) on a split, in the split's order; each example counted once."""
     ds = pipeline(recipe, data, split, task_model, batch, training=False, replicas=replicas)
     labels = data.splits[split].labels
-    scores = head(recipe).predictions(predict_scores(task_model.model, ds, len(labels)))
+    scores = head(recipe).predictions(predict_unpadded(task_model.model, ds, len(labels)))
     value = loss(recipe)(targets(recipe, data, split), scores)
     value = float(keras.ops.convert_to_numpy(value))
     return labels, scores, value
-
-
-def predict_scores(model: keras.Model, ds: tf.data.Dataset, n: int):
-    """`model.predict` over `ds`, without the blank examples a padded last batch ends with."""
-    return model.predict(ds, verbose=0)[:n]
 
 
 def targets(recipe: Recipe, data: LabelledData, split: str):

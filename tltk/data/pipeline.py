@@ -110,6 +110,11 @@ def build_pipeline(
     return ds.prefetch(tf.data.AUTOTUNE)
 
 
+def predict_unpadded(model, ds: tf.data.Dataset, num_examples: int) -> np.ndarray:
+    """`model.predict` over an evaluation `ds`, without the blanks of a padded last batch."""
+    return model.predict(ds, verbose=0)[:num_examples]
+
+
 def _pad_batch(tensor: tf.Tensor, batch_size: int) -> tf.Tensor:
     """Append blank rows (zeros, or empty strings) up to a static batch of `batch_size`."""
     missing = batch_size - tf.shape(tensor)[0]
