@@ -46,7 +46,7 @@ def test_train_returns_model_history_metrics_and_writes_the_run(tmp_path):
     lr = history["learning_rate"]
     assert lr[:2] == pytest.approx([0.01, 0.01])
     assert 0.001 >= lr[2] > lr[3] > lr[4] > lr[5] > 0
-    assert all(0 <= a <= 1 for a in history["val_accuracy"] + history["accuracy"])
+    assert len(history["accuracy"]) == len(history["val_accuracy"]) == 6
     state = json.loads((run / "state.json").read_text())
     assert [(p["start_epoch"], p["end_epoch"]) for p in state["phases"]] == [(0, 2), (2, 6)]
     assert state["finished"]
@@ -69,7 +69,10 @@ def test_train_returns_model_history_metrics_and_writes_the_run(tmp_path):
     assert all(Path(r["example"]).parent.name == r["label"] for r in rows)
     assert len({r["example"] for r in rows}) == len(rows)
     metrics = json.loads((run / "metrics.json").read_text())
-    assert metrics["n"] == result.metrics["n"] > 0 and 0 <= metrics["accuracy"] <= 1
+    assert metrics == result.metrics and metrics["n"] == len(result.data.splits["test"]) > 0
+    assert metrics["accuracy"] == pytest.approx(
+        sum(row["support"] * row["recall"] for row in metrics["per_class"].values()) / metrics["n"]
+    )  # the headline accuracy is the per-class recalls weighted by support
     assert (run.parent / "latest").resolve() == run.resolve()
     # The resolved recipe is written with the run and loads back as the same recipe.
     assert tltk.load_recipe(run / "recipe.yaml").phases[1].train == "top:1"

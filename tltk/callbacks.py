@@ -133,7 +133,7 @@ class HistoryCSVLogger(keras.callbacks.CSVLogger):
             writer.writerows(row + [""] * len(new) for row in rows[1:])
             self.csv_file.close()
             atomic_write_text(path, out.getvalue())
-            self.csv_file = open(path, "a")  # noqa: SIM115  (closed by on_train_end)
+            self.csv_file = open(path, "a")  # closed by on_train_end
             self.append_header = False
         return header + new
 

@@ -94,7 +94,7 @@ def _train(recipe: Recipe, run: Run) -> TrainResult:
     model.load_weights(str(phase_weights(run, len(phase_list) - 1)))
     _save_results(recipe, fit.task_model, run)
 
-    from tltk.evaluate import format_summary  # noqa: PLC0415
+    from tltk.evaluate import format_summary
 
     replicas = fit.strategy.num_replicas_in_sync
     metrics = tasks.evaluate(
@@ -139,7 +139,7 @@ def _export(
 
 
 def _find_export(recipe: Recipe, run: Run) -> Path | None:
-    from tltk.export import version_dirs  # noqa: PLC0415
+    from tltk.export import version_dirs
 
     root = Path(recipe.export.dir) / (recipe.export.name or recipe.name)
     for _, folder in sorted(version_dirs(root).items()):

@@ -37,7 +37,7 @@ def build_backbone(cfg: BackboneConfig, *, task: str = "image", train_texts=None
 
     kwargs = dict(cfg.kwargs)
     if task == "text":
-        from tltk.backbones import text  # noqa: PLC0415  (keras_hub import is slow)
+        from tltk.backbones import text  # keras_hub's import is slow: only for text runs
 
         backbone = text.build_text_backbone(cfg, train_texts=train_texts, **kwargs)
     elif (spec := lookup(cfg.name)) is not None:
@@ -51,7 +51,9 @@ def build_backbone(cfg: BackboneConfig, *, task: str = "image", train_texts=None
     if cfg.bn_momentum is not None:
         import keras
 
-        for layer in backbone.model._flatten_layers():
+        from tltk.compat import sublayers
+
+        for layer in sublayers(backbone.model):
             if isinstance(layer, keras.layers.BatchNormalization):
                 layer.momentum = cfg.bn_momentum
     return backbone

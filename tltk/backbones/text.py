@@ -27,6 +27,7 @@ import keras
 
 from tltk.backbones.base import Backbone, BackboneError, lookup
 from tltk.backbones.text_rnn import build_text_rnn
+from tltk.compat import sublayers
 from tltk.io import atomic_directory
 from tltk.recipe import BackboneConfig
 
@@ -265,7 +266,7 @@ def lora_groups(model: keras.Model) -> dict[str, list[keras.layers.Layer]]:
         adapted = [
             sub
             for layer in layers
-            for sub in layer._flatten_layers(include_self=True)
+            for sub in sublayers(layer)
             if getattr(sub, "lora_enabled", False)
         ]
         if adapted:
