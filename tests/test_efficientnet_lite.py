@@ -12,7 +12,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from PIL import Image
+from imagenet_photos import PHOTOS, holds, photo_batch, top5
 
 from tltk.backbones import efficientnet_lite as E
 from tltk.backbones.base import BackboneError, lookup
@@ -147,24 +147,35 @@ def test_stem_matches_an_independent_numpy_implementation():
     np.testing.assert_allclose(stem.predict(x, verbose=0), _numpy_stem(x, sd), atol=1e-4)
 
 
-def grace_hopper_224() -> np.ndarray:
-    import matplotlib.cbook
-
-    img = Image.open(matplotlib.cbook.get_sample_data("grace_hopper.jpg")).convert("RGB")
-    w, h = img.size
-    s = min(w, h)
-    box = ((w - s) // 2, (h - s) // 2, (w - s) // 2 + s, (h - s) // 2 + s)
-    return np.asarray(img.crop(box).resize((224, 224), Image.BICUBIC), np.float32)[None]
+@pytest.fixture(scope="module")
+def photo_top5(tmp_path_factory):
+    """Top-5 ImageNet names of each offline photo, from weights converted here and now."""
+    out = E.convert(_checkpoint(), tmp_path_factory.mktemp("lite0"))
+    model = E.efficientnet_lite0(224, include_top=True)
+    model.load_weights(out / E.TOP_FILE)
+    probs = model.predict((photo_batch(PHOTOS) - E.MEAN) / E.STD, verbose=0)
+    return dict(zip([p.name for p in PHOTOS], top5(probs), strict=True))
 
 
 @pytest.mark.slow
-def test_converted_imagenet_model_sees_a_military_uniform(tmp_path):
-    E.convert(_checkpoint(), tmp_path)
-    model = E.efficientnet_lite0(224, include_top=True)
-    model.load_weights(tmp_path / E.TOP_FILE)
-    probs = model.predict((grace_hopper_224() - E.MEAN) / E.STD, verbose=0)[0]
-    assert int(np.argmax(probs)) == 652  # ImageNet "military uniform"
-    assert probs[652] > 0.3
+@pytest.mark.parametrize("photo", PHOTOS, ids=[p.name for p in PHOTOS])
+def test_converted_imagenet_model_names_real_photos(photo, photo_top5):
+    ranked = photo_top5[photo.name]
+    assert holds(photo, ranked), f"{photo.name}: {ranked}"
+
+
+@pytest.mark.slow
+def test_grace_hopper_is_a_military_uniform_with_a_margin(photo_top5):
+    (name, p), (_, runner_up) = photo_top5["grace_hopper"][:2]
+    assert name == "military_uniform" and p > 0.3 and p > 3 * runner_up
+
+
+def test_accepted_photo_labels_are_imagenet_class_names():
+    import keras_hub
+
+    for photo in PHOTOS:
+        for name in photo.accepted:  # a misspelt name would never match: fail here instead
+            assert 0 <= keras_hub.utils.imagenet_name_to_id(name) < 1000
 
 
 def test_warns_when_the_feature_map_collapses():
