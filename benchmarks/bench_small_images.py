@@ -36,7 +36,7 @@ import time
 from pathlib import Path
 
 RECIPE = "recipes/fashion_mnist_full.yaml"
-CANDIDATES = [  # backbone:px[:epochs]; no epochs = the recipe's (15)
+CANDIDATES = [  # backbone:px[:epochs]; no epochs = the recipe's (12)
     "resnet8_wide:28",
     "resnet8:28:12",
     "resnet20:28:4",
