@@ -1,0 +1,202 @@
+"""Multi-worker training really run: two worker processes on 127.0.0.1 under TF_CONFIG
+(MultiWorkerMirroredStrategy), the same recipe as a single process.
+
+The recipe is deterministic (`train.deterministic`, no dropout, no augmentation) and the single
+process trains with the same global batch (4 per worker x 2 workers = 8), on a training split
+of 24 that divides into whole batches, so both see the same batches: MultiWorkerMirrored
+all-reduces the gradients of the two halves of each batch, the same mean up to float rounding.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import socket
+import subprocess
+import sys
+from pathlib import Path
+
+import h5py
+import numpy as np
+import pytest
+import tensorflow as tf
+import yaml
+from helpers import make_image_folder, tiny_recipe
+
+from tltk import strategy as st
+from tltk.multiworker import from_chief, share_arrays
+
+DRIVER = Path(__file__).with_name("fault_driver.py")
+TOL = 1e-5
+
+
+@pytest.fixture(scope="module")
+def images(tmp_path_factory) -> Path:
+    """Pre-split: train 3 x 8 (three whole global batches of 8), val and test 3 x 3 (a last
+    batch of 1 that two replicas must pad)."""
+    root = tmp_path_factory.mktemp("multiworker") / "images"
+    for seed, (split, n) in enumerate([("train", 8), ("val", 3), ("test", 3)]):
+        make_image_folder(root / split, {"a": n, "b": n, "c": n}, size=32, seed=seed)
+    return root
+
+
+def _recipe(tmp_path: Path, images: Path, batch_size: int) -> Path:
+    recipe = tiny_recipe(tmp_path, images, epochs=(1, 2), name="mw")
+    recipe["head"] = {"dropout": 0.0}
+    recipe["train"].update(batch_size=batch_size, deterministic=True)
+    recipe["export"]["parity"] = False  # the export itself is tested elsewhere
+    path = tmp_path / "recipe.yaml"
+    path.write_text(yaml.safe_dump(recipe))
+    return path
+
+
+def _free_ports(n: int) -> list[int]:
+    sockets = [socket.socket() for _ in range(n)]
+    for s in sockets:
+        s.bind(("127.0.0.1", 0))
+    ports = [s.getsockname()[1] for s in sockets]
+    for s in sockets:
+        s.close()
+    return ports
+
+
+def _launch(recipe: Path, stages: tuple[str, ...] = ("none", "none")) -> list[tuple[int, str]]:
+    """Start one worker per stage (worker 0 is the chief) and wait for all: [(rc, log)]."""
+    ports = _free_ports(len(stages))
+    cluster = {"worker": [f"127.0.0.1:{p}" for p in ports]}
+    procs = []
+    for index, stage in enumerate(stages):
+        tmp = recipe.parent / f"tmp-worker{index}"
+        tmp.mkdir(exist_ok=True)
+        env = {
+            **os.environ,
+            "PYTHONUNBUFFERED": "1",
+            "TMPDIR": str(tmp),  # where a worker's scratch folder goes
+            "TF_CONFIG": json.dumps({"cluster": cluster, "task": {"type": "worker", "index": index}}),
+        }
+        procs.append(
+            subprocess.Popen(
+                [sys.executable, str(DRIVER), str(recipe), stage],
+                cwd=recipe.parent,
+                env=env,
+                stdout=subprocess.PIPE,
+                stderr=subprocess.STDOUT,
+                text=True,
+            )
+        )
+    out = []
+    for proc in procs:
+        log, _ = proc.communicate(timeout=400)
+        out.append((proc.returncode, log))
+    return out
+
+
+def _run_folder(tmp_path: Path) -> Path:
+    runs = [p for p in (tmp_path / "runs" / "mw").iterdir() if not p.is_symlink()]
+    assert len(runs) == 1, runs  # the chief's, resumed in place; no worker's
+    return runs[0]
+
+
+def _weights(run: Path) -> dict[str, np.ndarray]:
+    with h5py.File(run / "model.weights.h5") as f:
+        out = {}
+        f.visititems(
+            lambda name, obj: out.__setitem__(name, obj[()])
+            if isinstance(obj, h5py.Dataset) and name.startswith("layers/")
+            else None
+        )
+    return out
+
+
+def _numbers(run: Path) -> dict[str, float]:
+    metrics = json.loads((run / "metrics.json").read_text())
+    return {k: v for k, v in metrics.items() if isinstance(v, float)}
+
+
+@pytest.fixture(scope="module")
+def single_process(tmp_path_factory, images):
+    tmp = tmp_path_factory.mktemp("single")
+    env = {k: v for k, v in os.environ.items() if k != "TF_CONFIG"}
+    recipe = _recipe(tmp, images, batch_size=8)
+    done = subprocess.run(
+        [sys.executable, str(DRIVER), str(recipe), "none"],
+        cwd=tmp, env=env, capture_output=True, text=True, timeout=400,
+    )  # fmt: skip
+    assert done.returncode == 0, (done.stdout + done.stderr)[-3000:]
+    run = _run_folder(tmp)
+    return _weights(run), _numbers(run)
+
+
+def _check_job(tmp_path: Path, logs: list[tuple[int, str]], single_process) -> Path:
+    for index, (rc, log) in enumerate(logs):
+        assert rc == 0, f"worker {index}:\n{log[-4000:]}"
+    chief_log = logs[0][1]
+    assert "MultiWorkerMirroredStrategy with 2 replica(s); global batch 8" in chief_log
+    assert "input sharded by DATA" in chief_log
+    run = _run_folder(tmp_path)
+    hardware = json.loads((run / "state.json").read_text())["hardware"]
+    assert hardware["workers"] == 2 and hardware["task"] == "worker 0 (chief)"
+    assert [v.name for v in (tmp_path / "saved_models" / "mw").iterdir()] == ["1"]
+    assert not list((tmp_path / "tmp-worker1").iterdir())  # the worker's scratch is gone
+    weights, numbers = _weights(run), _numbers(run)
+    ref_weights, ref_numbers = single_process
+    assert weights.keys() == ref_weights.keys()
+    for name, value in ref_weights.items():
+        np.testing.assert_allclose(weights[name], value, atol=TOL, err_msg=name)
+    assert numbers == pytest.approx(ref_numbers, abs=TOL)
+    return run
+
+
+@pytest.mark.slow
+def test_two_workers_train_like_one_process_and_only_the_chief_writes(
+    tmp_path, images, single_process
+):
+    logs = _launch(_recipe(tmp_path, images, batch_size=4))
+    _check_job(tmp_path, logs, single_process)
+    assert "worker 1: done; the chief writes the run's results" in logs[1][1]
+
+
+@pytest.mark.slow
+def test_a_worker_killed_mid_epoch_resumes_from_the_chiefs_backup(
+    tmp_path, images, single_process
+):
+    recipe = _recipe(tmp_path, images, batch_size=4)
+    (chief_rc, chief_log), (worker_rc, worker_log) = _launch(recipe, ("none", "mid_epoch"))
+    assert worker_rc == -signal.SIGKILL, worker_log[-3000:]
+    assert chief_rc == 2 and "another worker of the job stopped" in chief_log, chief_log[-3000:]
+    backup = _run_folder(tmp_path) / "backup" / "phase1" / "latest.weights.h5"
+    assert backup.is_file()  # the last phase's first epoch, which the relaunch resumes from
+    for path in (tmp_path / "tmp-worker1").iterdir():  # what the SIGKILL left behind
+        subprocess.run(["rm", "-rf", str(path)], check=True)
+    logs = _launch(recipe)
+    for _, log in logs:
+        assert "Phase 1/2" not in log  # the head phase was done: not trained again
+        assert "Phase 2/2 'top': training" in log and "epochs 3-3" in log
+    assert "Resuming run" in logs[0][1]
+    _check_job(tmp_path, logs, single_process)
+
+
+def test_roles_from_tf_config(monkeypatch):
+    assert st.cluster_role(tf.distribute.get_strategy()) == st.Role("local", 0, 1)
+    cases = [
+        ({"worker": ["a:1", "b:1"]}, "worker", 0, True),
+        ({"worker": ["a:1", "b:1"]}, "worker", 1, False),
+        ({"chief": ["c:1"], "worker": ["a:1"]}, "worker", 0, False),
+        ({"chief": ["c:1"], "worker": ["a:1"]}, "chief", 0, True),
+    ]
+    for cluster, task, index, chief in cases:
+        role = st.Role(task, index, sum(map(len, cluster.values())), "chief" in cluster)
+        assert role.is_chief is chief and role.multi_worker
+    monkeypatch.setenv("TF_CONFIG", json.dumps({"cluster": {"worker": ["a:1"]}}))
+    monkeypatch.setattr(st.tf.config, "list_physical_devices", lambda kind=None: [])
+    monkeypatch.setattr(st.os.path, "exists", lambda p: False)
+    assert st.detect_strategy_name() == "default"  # one task is no cluster
+
+
+def test_broadcasts_outside_a_cluster_are_the_values_themselves():
+    strategy = tf.distribute.get_strategy()
+    np.testing.assert_array_equal(from_chief(strategy, [1.5, 2.0]), [1.5, 2.0])
+    arrays = [np.ones((2, 3), "float32"), np.arange(4)]
+    for got, want in zip(share_arrays(strategy, arrays), arrays, strict=True):
+        np.testing.assert_array_equal(got, want)
