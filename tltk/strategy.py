@@ -93,9 +93,12 @@ def describe(strategy: tf.distribute.Strategy) -> str:
 
 
 def strategy_name(strategy: tf.distribute.Strategy) -> str:
-    """The public class name (TensorFlow's MultiWorkerMirroredStrategy is an alias)."""
+    """The public class name (TensorFlow's MultiWorkerMirroredStrategy is an alias; the
+    default strategy, no distribution, has none)."""
     if isinstance(strategy, tf.distribute.MultiWorkerMirroredStrategy):
         return "MultiWorkerMirroredStrategy"
+    if strategy is tf.distribute.get_strategy() and not tf.distribute.has_strategy():
+        return "DefaultStrategy"
     return type(strategy).__name__
 
 

@@ -92,22 +92,26 @@ def train(
     else:
         run = open_worker_scratch(recipe, role.name)
     try:
-        if from_chief(strategy, [run.finished])[0]:
+        with _explain_lost_worker(role):
+            if from_chief(strategy, [run.finished])[0]:
+                if role.is_chief:
+                    return _finished(run)
+                _say(f"{role.name}: the chief's run had already finished; nothing to do")
+                return None
             if role.is_chief:
-                return _finished(run)
-            _say(f"{role.name}: the chief's run had already finished; nothing to do")
-            return None
-        _say(f"{'Resuming' if run.trained else 'Starting'} run {run.dir}")
-        keras.utils.set_random_seed(recipe.seed)
-        if recipe.train.deterministic:
-            tf.config.experimental.enable_op_determinism()
-        hardware = choose(recipe.train, strategy, role)
-        with _dtype_policy(hardware.precision), _explain_lost_worker(role):
-            try:
-                return _train(recipe, run, strategy, role, hardware)
-            except Exception as error:
-                run.fail(error)  # before any training: nothing left that looks like work
-                raise
+                _say(f"{'Resuming' if run.trained else 'Starting'} run {run.dir}")
+            else:
+                _say(f"{role.name}: training with the chief; own files in {run.dir} (temporary)")
+            keras.utils.set_random_seed(recipe.seed)
+            if recipe.train.deterministic:
+                tf.config.experimental.enable_op_determinism()
+            hardware = choose(recipe.train, strategy, role)
+            with _dtype_policy(hardware.precision):
+                try:
+                    return _train(recipe, run, strategy, role, hardware)
+                except Exception as error:
+                    run.fail(error)  # before any training: nothing left that looks like work
+                    raise
     finally:
         run.close()
 
