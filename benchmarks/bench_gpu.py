@@ -122,15 +122,42 @@ def per_second(model, ds, batch: int, warmup: int, steps: int, profile: Path | N
     return steps * batch / (clock.stamps[-1] - clock.stamps[0])
 
 
-def input_alone(ds, batch: int, steps: int) -> float:
-    """Examples per second of the pipeline alone (after a few batches to fill its buffers)."""
+def input_alone(ds, batch: int, steps: int) -> tuple[float, float]:
+    """(examples per second, examples per CPU-second of this process's threads) of the pipeline
+    alone, after a few batches to fill its buffers. The second says how many cores a rate
+    needs, whatever else shares the machine."""
     it = iter(ds)
     for _ in range(3):
         next(it)
-    start = time.perf_counter()
+    start, cpu = time.perf_counter(), time.process_time()
     for _ in range(steps):
         next(it)
-    return steps * batch / (time.perf_counter() - start)
+    n = steps * batch
+    return n / (time.perf_counter() - start), n / (time.process_time() - cpu)
+
+
+def input_stages(files, size: int, batch: int, steps: int) -> dict[str, tuple[float, float]]:
+    """Where the image input's time goes: the JPEG files read, then decoded, then resized to
+    `size` (tltk's `decode_image`), each stage alone over the same files, parallel (AUTOTUNE)
+    and batched: (img/s, img per CPU-s) per stage."""
+    import tensorflow as tf
+
+    from tltk.data.decode import decode_image
+
+    def decoded_shape(path):  # the decode runs (its shape needs it); nothing is batched
+        return tf.shape(tf.io.decode_image(tf.io.read_file(path), 3, expand_animations=False))
+
+    paths = tf.data.Dataset.from_tensor_slices([p for p, _ in files]).repeat()
+    stages = {
+        "read": lambda path: tf.strings.length(tf.io.read_file(path)),
+        "read+decode": decoded_shape,
+        "read+decode+resize": lambda path: decode_image(tf.io.read_file(path), size),
+    }
+    out = {}
+    for name, fn in stages.items():
+        ds = paths.map(fn, num_parallel_calls=tf.data.AUTOTUNE).batch(batch)
+        out[name] = input_alone(ds.prefetch(tf.data.AUTOTUNE), batch, steps)
+    return out
 
 
 def image_model(precision: str, size: int, backbone: str, classes: int):
@@ -226,8 +253,9 @@ def run_task(name: str, build, sources, batch: int, args, unit: str, lr: float) 
     mixed = mixed_policy(args.smoke)
     results: dict = {}
     if args.input_only:
-        results["input alone"] = input_alone(sources(build("float32"))[1], batch, args.steps)
-        print(f"\n{name}: input pipeline alone {results['input alone']:,.0f} {unit}/s")
+        rate, per_cpu = input_alone(sources(build("float32"))[1], batch, args.steps)
+        results.update({"input alone": rate, "input per CPU-second": per_cpu})
+        print(f"\n{name}: input pipeline alone {rate:,.0f} {unit}/s, {per_cpu:,.0f} per CPU-s")
         return results
     built: dict = {}  # one model per dtype policy; the XLA variant recompiles the mixed one
     for variant in args.variants:
@@ -239,7 +267,8 @@ def run_task(name: str, build, sources, batch: int, args, unit: str, lr: float) 
         compile_fine_tune(task, jit, lr)
         synthetic, real = sources(task)
         if "input alone" not in results:
-            results["input alone"] = input_alone(real, batch, args.steps)
+            rate, per_cpu = input_alone(real, batch, args.steps)
+            results.update({"input alone": rate, "input per CPU-second": per_cpu})
         row = {}
         for source, ds in (("synthetic", synthetic), ("real", real)):
             profile = args.profile / f"{name}-{variant}-{source}" if args.profile else None
@@ -247,7 +276,10 @@ def run_task(name: str, build, sources, batch: int, args, unit: str, lr: float) 
         row["real/synthetic"] = row["real"] / row["synthetic"]
         row["precision"], row["jit_compile"] = precision, bool(task.model.jit_compile)
         results[variant] = row
-    print(f"\n{name} ({unit}/s); input pipeline alone: {results['input alone']:,.0f} {unit}/s")
+    print(
+        f"\n{name} ({unit}/s); input pipeline alone: {results['input alone']:,.0f} {unit}/s, "
+        f"{results['input per CPU-second']:,.0f} per CPU-s"
+    )
     print(f"  {'variant':<12} {'precision':<15} {'synthetic':>10} {'real':>10} {'real/syn':>9}")
     for variant in args.variants:
         r = results[variant]
@@ -316,6 +348,10 @@ def _run(args, sizes: dict, backbone: str, out: dict) -> None:
         if "image" in args.tasks:
             files = write_jpegs(tmp, sizes["files"])
             size, batch = sizes["image_size"], sizes["image_batch"]
+            if args.input_only:
+                out["image stages"] = input_stages(files, size, batch, args.steps)
+                for stage, (rate, per_cpu) in out["image stages"].items():
+                    print(f"  {stage:<20} {rate:>8,.0f} img/s {per_cpu:>8,.0f} per CPU-s")
             out["image"] = run_task(
                 f"image: {backbone} at {size} px, batch {batch}, {len(files)} JPEG files",
                 lambda precision: image_model(precision, size, backbone, 3),

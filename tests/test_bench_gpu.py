@@ -48,7 +48,7 @@ def test_smoke_mode_measures_every_variant_and_source(tmp_path, capsys):
     rows = image["image"]
     assert [rows[v]["precision"] for v in variants] == ["float32"] + ["mixed_float16"] * 2
     assert [rows[v]["jit_compile"] for v in variants] == [False, False, True]
-    assert set(text["text"]) == {"input alone", "float32"}
+    assert set(text["text"]) == {"input alone", "input per CPU-second", "float32"}
     for rows, names in ((image["image"], variants), (text["text"], ["float32"])):
         assert rows["input alone"] > 0
         for variant in names:

@@ -187,7 +187,9 @@ def test_a_worker_killed_mid_epoch_resumes_from_the_chiefs_backup(tmp_path, imag
 
 
 STOCK_FIT = """
+import json, os
 import numpy as np, tensorflow as tf, keras
+from tltk.multiworker import DataMismatch, check_same_as_chief
 strategy = tf.distribute.MultiWorkerMirroredStrategy()
 with strategy.scope():
     model = keras.Sequential([keras.Input((2,)), keras.layers.Dense(1)])
@@ -198,6 +200,12 @@ try:
     print("FIT OK")
 except ValueError as error:
     print("FIT FAILS", error)
+index = json.loads(os.environ["TF_CONFIG"])["task"]["index"]
+check_same_as_chief(strategy, "data", b"same splits!")
+try:
+    check_same_as_chief(strategy, "data", b"%d: this worker's splits" % index)
+except DataMismatch as error:
+    print("MISMATCH", error)
 """
 
 
@@ -205,10 +213,15 @@ except ValueError as error:
 def test_keras_still_needs_the_multi_worker_adapter(tmp_path):
     """Keras 3's fit under TensorFlow's own MultiWorkerMirroredStrategy on two workers still
     fails (keras-team/keras#20585). When this test fails, Keras is fixed: remove
-    `tltk.strategy.KerasMultiWorkerStrategy` and make the stock strategy."""
+    `tltk.strategy.KerasMultiWorkerStrategy` and make the stock strategy.
+
+    The same two workers check their data against the chief's: the same digest passes, a
+    different one stops every worker (not only the one that differs, which would leave the
+    others waiting for it)."""
     for rc, log in _cluster([["-c", STOCK_FIT], ["-c", STOCK_FIT]], tmp_path):
         assert rc == 0, log[-3000:]
         assert "FIT FAILS" in log and "PerReplica" in log, log[-3000:]
+        assert "MISMATCH not every worker has the same data as the chief" in log, log[-3000:]
 
 
 def test_roles_from_tf_config(monkeypatch):
@@ -234,3 +247,22 @@ def test_broadcasts_outside_a_cluster_are_the_values_themselves():
     arrays = [np.ones((2, 3), "float32"), np.arange(4)]
     for got, want in zip(share_arrays(strategy, arrays), arrays, strict=True):
         np.testing.assert_array_equal(got, want)
+
+
+def test_every_pipeline_tells_the_workers_to_share_it_by_example(tmp_path):
+    """AutoShardPolicy.DATA, said explicitly: each worker keeps its share of every global
+    batch (TensorFlow's AUTO would look for files to split first)."""
+    from tltk.data import Split, build_pipeline
+
+    folder = make_image_folder(tmp_path / "images", {"a": 3, "b": 3}, size=8)
+    paths = sorted(str(p) for p in folder.rglob("*.png"))
+    labels = np.array([0, 0, 0, 1, 1, 1])
+    for kind, examples, size in (("path", paths, 8), ("text", ["some text"] * 6, None)):
+        split = Split(np.array(examples, dtype=object), labels, kind=kind)
+        for training, remainder in ((True, "drop"), (False, "pad"), (False, "keep")):
+            ds = build_pipeline(
+                split, num_classes=2, image_size=size, batch_size=4, training=training,
+                seed=0, remainder=remainder,
+            )  # fmt: skip
+            policy = ds.options().experimental_distribute.auto_shard_policy
+            assert policy == tf.data.experimental.AutoShardPolicy.DATA, (kind, training)

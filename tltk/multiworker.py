@@ -41,14 +41,20 @@ def from_chief(strategy: tf.distribute.Strategy, values) -> np.ndarray:
         return values
     if values.dtype == bool:  # collectives sum numbers only
         return from_chief(strategy, values.astype(np.float64)) > 0.5
+    return np.asarray(_chief_sum(strategy, tf.constant(values))).reshape(values.shape)
 
-    def contribution():
+
+@tf.function(reduce_retracing=True)
+def _chief_sum(strategy: tf.distribute.Strategy, values: tf.Tensor) -> tf.Tensor:
+    """The sum over all replicas of `values` on the chief's first replica, zeros elsewhere (in
+    a tf.function: a strategy run eagerly warns of its overhead at every call)."""
+
+    def contribution(mine):
         replica = tf.distribute.get_replica_context().replica_id_in_sync_group
-        mine = tf.constant(values)
         return tf.where(tf.equal(replica, 0), mine, tf.zeros_like(mine))
 
-    summed = strategy.reduce(tf.distribute.ReduceOp.SUM, strategy.run(contribution), axis=None)
-    return np.asarray(summed).reshape(values.shape)
+    per_replica = strategy.run(contribution, args=(values,))
+    return strategy.reduce(tf.distribute.ReduceOp.SUM, per_replica, axis=None)
 
 
 def share_arrays(strategy: tf.distribute.Strategy, arrays: Sequence[np.ndarray]) -> list:
@@ -81,16 +87,17 @@ def check_same_as_chief(strategy: tf.distribute.Strategy, what: str, digest: byt
     differs = float(np.any(from_chief(strategy, mine) != mine))
     # Every worker must learn whether any worker differs (a sum over all replicas), or the
     # others would go on and wait for the one that stopped.
-    summed = strategy.reduce(
-        tf.distribute.ReduceOp.SUM,
-        strategy.run(lambda: tf.constant(differs, tf.float64)),
-        axis=None,
-    )
-    if float(summed):
+    if float(_replica_sum(strategy, tf.constant(differs, tf.float64))):
         raise DataMismatch(
             f"not every worker has the same {what} as the chief: every machine must read the "
             "same data (the same files at the same paths) with the same recipe"
         )
+
+
+@tf.function
+def _replica_sum(strategy: tf.distribute.Strategy, value: tf.Tensor) -> tf.Tensor:
+    per_replica = strategy.run(tf.identity, args=(value,))
+    return strategy.reduce(tf.distribute.ReduceOp.SUM, per_replica, axis=None)
 
 
 class FollowChief(keras.callbacks.Callback):

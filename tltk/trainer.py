@@ -16,6 +16,7 @@ own (`open_worker_scratch`) and take what a relaunched job restores from the chi
 from __future__ import annotations
 
 import contextlib
+import hashlib
 import json
 from collections.abc import Iterator
 from dataclasses import dataclass, field
@@ -150,7 +151,7 @@ def _train(
     write_split_manifest(data, run.dir / "splits.csv")
     fit = prepare(recipe, run, data, strategy, role, hardware)
     if fit.role.multi_worker:
-        check_same_as_chief(fit.strategy, "data splits", (run.dir / "splits.csv").read_bytes())
+        check_same_as_chief(fit.strategy, "data splits", _splits_digest(data))
     phase_list = recipe.phases or ph.default_phases(len(fit.task_model.backbone_groups))
     sync_phase_state(run, phase_list)
     for index, phase in enumerate(phase_list):
@@ -181,6 +182,18 @@ def _train(
     return TrainResult(
         model, fit.task_model, run.dir, history, metrics, data, export_path, run.state["phases"]
     )
+
+
+def _splits_digest(data: LabelledData) -> bytes:
+    """What must be the same on every worker: each split's examples (where each came from; a
+    text itself), in order, with their labels. Not RUN/splits.csv, which names the copies a
+    run makes of images it converts, in its own folder."""
+    digest = hashlib.sha256()
+    for name, split in data.splits.items():
+        for i in range(len(split)):
+            text = str(split.examples[i]) if split.kind == "text" else ""
+            digest.update(f"{name}\0{split.origin(i)}\0{text}\0{split.labels[i]!r}\n".encode())
+    return digest.digest()
 
 
 def _save_results(recipe: Recipe, task_model: TaskModel, run: Run) -> None:
