@@ -184,6 +184,13 @@ def test_a_worker_killed_mid_epoch_resumes_from_the_chiefs_backup(tmp_path, imag
         assert "Phase 2/2 'top': training" in log and "epochs 3-3" in log
     assert "Resuming run" in logs[0][1]
     _check_job(tmp_path, logs, single_process)
+    # The finished job relaunched: nothing to do on any worker, nothing written.
+    (chief_rc, chief_log), (worker_rc, worker_log) = _launch(recipe)
+    assert chief_rc == 0 and "already finished" in chief_log, chief_log[-3000:]
+    assert worker_rc == 0 and "worker 1: the chief's run had already finished" in worker_log
+    _run_folder(tmp_path)  # still the one run folder
+    assert [v.name for v in (tmp_path / "saved_models" / "mw").iterdir()] == ["1"]
+    assert not list((tmp_path / "tmp-worker1").iterdir())
 
 
 STOCK_FIT = """
