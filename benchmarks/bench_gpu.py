@@ -184,7 +184,7 @@ def text_model(precision: str, folder: Path, seq: int, classes: int):
     keras.backend.clear_session()
     keras.mixed_precision.set_global_policy(precision)
     cfg = BackboneConfig(name=str(folder), weights="none", sequence_length=seq)
-    return build_model(build_backbone(cfg, task="text"), HeadConfig(dropout=0.0), classes)
+    return build_model(build_backbone(cfg, modality="text"), HeadConfig(dropout=0.0), classes)
 
 
 def compile_fine_tune(task, jit: bool, learning_rate: float) -> None:
@@ -205,6 +205,7 @@ def image_sources(task, files, size: int, batch: int, classes: int):
     import tensorflow as tf
 
     from tltk.data import Split, build_pipeline
+    from tltk.modalities import get_modality
 
     rng = np.random.default_rng(0)
     x = rng.uniform(0, 255, (batch, size, size, 3)).astype("float32")
@@ -213,8 +214,8 @@ def image_sources(task, files, size: int, batch: int, classes: int):
     paths, labels = zip(*files, strict=True)
     split = Split(np.array(paths, dtype=object), np.array(labels), kind="path")
     real = build_pipeline(
-        split, num_classes=classes, image_size=size, batch_size=batch, training=True,
-        seed=0, cache="none", remainder="drop",
+        split, num_classes=classes, preprocessor=get_modality("image").preprocessor(task.backbone),
+        batch_size=batch, training=True, seed=0, cache="none", remainder="drop",
     )  # fmt: skip
     return synthetic, real
 
@@ -224,14 +225,13 @@ def text_sources(task, texts, labels, batch: int, classes: int):
     import tensorflow as tf
 
     from tltk.data import Split, build_pipeline
-    from tltk.data.text import tokenize_pipeline
+    from tltk.modalities import get_modality
 
     split = Split(np.array(texts, dtype=object), np.array(labels), kind="text")
-    real = build_pipeline(
-        split, num_classes=classes, image_size=None, batch_size=batch, training=True,
-        seed=0, cache="none", remainder="drop",
+    real = build_pipeline(  # the texts, then tltk's tokenizer on each batch
+        split, num_classes=classes, preprocessor=get_modality("text").preprocessor(task.backbone),
+        batch_size=batch, training=True, seed=0, cache="none", remainder="drop",
     )  # fmt: skip
-    real = tokenize_pipeline(real, task.backbone)
     # One batch of real token ids kept in memory: the same shapes and dtypes as the real
     # stream's (so the same traced step runs), without the pipeline's work.
     synthetic = real.take(1).cache().repeat().prefetch(tf.data.AUTOTUNE)

@@ -259,17 +259,25 @@ def test_broadcasts_outside_a_cluster_are_the_values_themselves():
 def test_every_pipeline_tells_the_workers_to_share_it_by_example(tmp_path):
     """AutoShardPolicy.DATA, said explicitly: each worker keeps its share of every global
     batch (TensorFlow's AUTO would look for files to split first)."""
+    import keras
+
     from tltk.data import Split, build_pipeline
+    from tltk.modalities.image import ImagePreprocessor
+    from tltk.modalities.text import TextPreprocessor
 
     folder = make_image_folder(tmp_path / "images", {"a": 3, "b": 3}, size=8)
     paths = sorted(str(p) for p in folder.rglob("*.png"))
+    texts = TextPreprocessor(keras.layers.TextVectorization(vocabulary=["some", "text"]))
     labels = np.array([0, 0, 0, 1, 1, 1])
-    for kind, examples, size in (("path", paths, 8), ("text", ["some text"] * 6, None)):
+    for kind, examples, preprocessor in (
+        ("path", paths, ImagePreprocessor(8)),
+        ("text", ["some text"] * 6, texts),
+    ):
         split = Split(np.array(examples, dtype=object), labels, kind=kind)
         for training, remainder in ((True, "drop"), (False, "pad"), (False, "keep")):
             ds = build_pipeline(
-                split, num_classes=2, image_size=size, batch_size=4, training=training,
-                seed=0, remainder=remainder,
+                split, num_classes=2, preprocessor=preprocessor, batch_size=4,
+                training=training, seed=0, remainder=remainder,
             )  # fmt: skip
             policy = ds.options().experimental_distribute.auto_shard_policy
             assert policy == tf.data.experimental.AutoShardPolicy.DATA, (kind, training)

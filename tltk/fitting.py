@@ -26,6 +26,7 @@ from tltk.callbacks import TrainingDiverged, ValidationMetrics, phase_callbacks
 from tltk.data import LabelledData
 from tltk.data.pipeline import batches_per_pass
 from tltk.hardware import Hardware
+from tltk.io import save_weights_atomic
 from tltk.log import say as _say
 from tltk.model import TaskModel
 from tltk.multiworker import FollowChief, from_chief, share_variables
@@ -249,13 +250,6 @@ def _check_finite(model: keras.Model, phase_name: str) -> None:
                 "nothing of this phase was saved. Try a lower learning_rate, "
                 "train.global_clipnorm: 1.0, and train.precision: float32."
             )
-
-
-def save_weights_atomic(model: keras.Model, path: Path) -> None:
-    """`model.save_weights` to a temporary file beside `path`, renamed into place."""
-    tmp = path.with_name(f".{path.stem}.tmp.weights.h5")
-    model.save_weights(str(tmp))
-    tmp.replace(path)
 
 
 def phase_weights(run: Run, index: int) -> Path:

@@ -30,15 +30,9 @@ from tltk import tasks
 from tltk.data import LabelledData
 from tltk.data.images import write_split_manifest
 from tltk.errors import TltkError
-from tltk.fitting import (
-    load_phase_result,
-    prepare,
-    run_phase,
-    save_weights_atomic,
-    sync_phase_state,
-)
+from tltk.fitting import load_phase_result, prepare, run_phase, sync_phase_state
 from tltk.hardware import Hardware, choose
-from tltk.io import atomic_write_json
+from tltk.io import atomic_write_json, save_weights_atomic
 from tltk.log import say as _say
 from tltk.model import TaskModel
 from tltk.multiworker import check_same_as_chief, from_chief
@@ -161,7 +155,7 @@ def _train(
     model = fit.task_model.model
     _save_results(recipe, fit.task_model, run)
 
-    from tltk.evaluate import format_summary  # noqa: PLC0415
+    from tltk.evaluate import format_summary
 
     metrics = tasks.evaluate(  # every worker: predictions are gathered from all replicas
         recipe, fit.task_model, data, recipe.evaluate.split, run.dir,
@@ -198,8 +192,6 @@ def _splits_digest(data: LabelledData) -> bytes:
 
 def _save_results(recipe: Recipe, task_model: TaskModel, run: Run) -> None:
     save_weights_atomic(task_model.model, run.dir / "model.weights.h5")
-    if recipe.export.save_backbone and task_model.backbone.image_size is not None:
-        save_weights_atomic(task_model.backbone.model, run.dir / "backbone.weights.h5")
     tasks.save_run_assets(recipe, task_model, run.dir)
 
 
@@ -225,7 +217,7 @@ def _export(
 
 
 def _find_export(recipe: Recipe, run: Run) -> Path | None:
-    from tltk.export import version_dirs  # noqa: PLC0415
+    from tltk.export import version_dirs
 
     root = Path(recipe.export.dir) / (recipe.export.name or recipe.name)
     for _, folder in sorted(version_dirs(root).items()):
