@@ -35,6 +35,7 @@ GOLDEN_PARAMS = {
     "resnet50_v2": 23_564_800,
     "resnet56": 858_992,
     "resnet8": 77_680,
+    "resnet8_wide": 303_344,
     "wide_resnet_16_4": 2_749_936,
     # text_rnn with TEXT_RNN_KWARGS on the vocabulary of `texts(4)`.
     "text_rnn": 664,

@@ -109,6 +109,30 @@ def test_lr_multiplier_scales_the_update_exactly():
     assert np.abs(da).max() > 0
 
 
+def _first_sgd_update(**phase_kwargs) -> np.ndarray:
+    """The first update of one Dense kernel under an SGD phase (same start, data and loss)."""
+    keras.utils.set_random_seed(2)
+    model = keras.Sequential([keras.Input((4,)), keras.layers.Dense(1, use_bias=False)])
+    w0 = model.get_weights()[0].copy()
+    phase = PhaseConfig(optimizer="sgd", learning_rate=0.1, **phase_kwargs)
+    model.compile(ph.make_optimizer(phase, steps_per_epoch=1), "mse")
+    model.fit(np.ones((2, 4), "float32"), np.ones((2, 1), "float32"), batch_size=2, verbose=0)
+    return model.get_weights()[0] - w0
+
+
+def test_nesterov_first_step_is_one_plus_momentum_times_the_plain_step():
+    # From zero velocity, heavy-ball momentum moves by lr*g and Nesterov by (1 + momentum)*lr*g.
+    plain = _first_sgd_update(momentum=0.9)
+    nesterov = _first_sgd_update(momentum=0.9, nesterov=True)
+    assert np.abs(plain).max() > 0
+    np.testing.assert_allclose(nesterov, 1.9 * plain, rtol=1e-5)
+
+
+def test_nesterov_needs_sgd():
+    with pytest.raises(ph.PhaseError, match="nesterov: true needs `optimizer: sgd`"):
+        ph.make_optimizer(PhaseConfig(optimizer="adam", nesterov=True), steps_per_epoch=1)
+
+
 def test_layerwise_decay_orders_factors(task_model):
     tm = task_model
     phase = PhaseConfig(train="top:3", layerwise_decay=0.5)

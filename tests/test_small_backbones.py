@@ -29,7 +29,7 @@ def test_presets_have_the_published_sizes():
     rows = {
         r["name"]: r for r in list_backbones(with_params=False) if r["family"] == "small_resnet"
     }
-    assert set(rows) == {"resnet8", "resnet20", "resnet56", "wide_resnet_16_4"}
+    assert set(rows) == {"resnet8", "resnet8_wide", "resnet20", "resnet56", "wide_resnet_16_4"}
     assert all(r["input_size"] == 32 for r in rows.values())
     params = {name: lookup(name).build(None).model.count_params() for name in rows}
     # Published CIFAR counts (without the 10-class head): resnet20 ~0.27M, resnet56 ~0.85M,
@@ -37,6 +37,18 @@ def test_presets_have_the_published_sizes():
     assert 0.26e6 < params["resnet20"] < 0.28e6
     assert 0.84e6 < params["resnet56"] < 0.87e6
     assert 2.7e6 < params["wide_resnet_16_4"] < 2.8e6
+
+
+def test_resnet8_wide_downsamples_in_every_stage():
+    bb = build_backbone(BackboneConfig(name="resnet8_wide", weights=None, image_size=28))
+    assert list(bb.groups) == ["stem", "block1", "block2", "block3", "top"]
+    # Strides 2, 2, 2 after a full-size stem: 28 -> 14 -> 7 -> 4, at twice resnet8's widths.
+    sides = [bb.model.get_layer(f"block{i}_unit1_conv2").output.shape[1:] for i in (1, 2, 3)]
+    assert sides == [(14, 14, 32), (7, 7, 64), (4, 4, 128)]
+    assert bb.model.get_layer("stem_conv").output.shape[1:] == (28, 28, 16)
+    assert lookup("resnet8_wide").total_stride == 8
+    with pytest.raises(BackboneError, match="resnet8_wide needs at least 16 px"):
+        build_backbone(BackboneConfig(name="resnet8_wide", weights=None, image_size=12))
 
 
 def test_weights_round_trip_through_file_and_run_folder(tmp_path):

@@ -190,6 +190,10 @@ def make_optimizer(
         kwargs["weight_decay"] = phase.weight_decay
     if phase.optimizer in ("sgd", "rmsprop"):
         kwargs["momentum"] = phase.momentum
+    if phase.nesterov:
+        if phase.optimizer != "sgd":
+            raise PhaseError(f"nesterov: true needs `optimizer: sgd`, not {phase.optimizer!r}")
+        kwargs["nesterov"] = True
     base = _OPTIMIZERS[phase.optimizer]
     if multipliers:
         return _with_multipliers(base)(lr_multipliers=multipliers, **kwargs)

@@ -131,6 +131,8 @@ class PhaseConfig(StrictModel):
     weight_decay: float | None = None
     momentum: float = 0.9
     """SGD / RMSprop momentum."""
+    nesterov: bool = False
+    """SGD only: Nesterov momentum (the usual choice for ResNets trained from scratch)."""
     lr_multipliers: dict[str, float] = Field(default_factory=dict)
     """Per-group LR factor, e.g. {stem: 0.01, block1: 0.1}; groups not named get 1."""
     layerwise_decay: float | None = None
