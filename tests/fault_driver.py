@@ -53,10 +53,10 @@ def main(recipe: str, stage: str) -> int:
     elif stage == "between_phases":
         compile_phase = fitting._compile
 
-        def compile_or_die(fit, index, phase):
+        def compile_or_die(fit, index, phase, *model):
             if index == 1:
                 die()
-            return compile_phase(fit, index, phase)
+            return compile_phase(fit, index, phase, *model)
 
         fitting._compile = compile_or_die
     elif stage == "evaluation":

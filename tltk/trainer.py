@@ -18,7 +18,6 @@ from pathlib import Path
 import keras
 import tensorflow as tf
 
-from tltk import phases as ph
 from tltk import tasks
 from tltk.data import LabelledData
 from tltk.data.images import write_split_manifest
@@ -85,10 +84,11 @@ def _train(recipe: Recipe, run: Run) -> TrainResult:
     atomic_write_json(run.dir / "classes.json", data.class_names)
     write_split_manifest(data, run.dir / "splits.csv")
     fit = prepare(recipe, run, data)
-    phase_list = recipe.phases or ph.default_phases(len(fit.task_model.backbone_groups))
+    phase_list = fit.plan.phases
     sync_phase_state(run, phase_list)
     for index, phase in enumerate(phase_list):
         run_phase(fit, index, phase)
+    fit.features.clear()
     # Whichever process trained them, the run's result is the last phase's saved weights.
     model = fit.task_model.model
     model.load_weights(str(phase_weights(run, len(phase_list) - 1)))
