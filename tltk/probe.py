@@ -16,7 +16,9 @@ the weights, so the Keras layer computes exactly the probe's scores from raw fea
 
 from __future__ import annotations
 
+import copy
 import warnings
+from collections.abc import Callable
 from dataclasses import dataclass
 
 import numpy as np
@@ -43,6 +45,9 @@ class Probe:
     val: dict[str, float]
     """On the validation split (empty without one): loss (the head's loss, unsmoothed) and
     accuracy (classification, multi-label: per output at 0.5) or mae (regression)."""
+    sklearn_scores: Callable[[np.ndarray], np.ndarray]
+    """Raw features -> scikit-learn's scores of the chosen fit (`predict_proba`, one column per
+    class or label; ridge's `predict`), standardisation included."""
 
     def scores(self, features: np.ndarray, activation: str | None) -> np.ndarray:
         """What the scores layer computes from raw features."""
@@ -64,87 +69,125 @@ def fit_probe(
         raise ValueError(f"no linear probe for a scores activation {activation!r}")
     x, y = np.asarray(train[0], np.float64), np.asarray(train[1], np.float64)
     scaler = StandardScaler().fit(x)
-    xs = scaler.transform(x)
     vs = (scaler.transform(np.asarray(val[0], np.float64)), np.asarray(val[1])) if val else None
-    fit = {"softmax": _multinomial, "sigmoid": _one_vs_rest, None: _ridge}[activation]
+    fitter = {"softmax": _Multinomial, "sigmoid": _OneVsRest, None: _Ridge}[activation]
+    fitter = fitter(scaler.transform(x), y, class_weight)
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")  # ConvergenceWarning at a grid's ends: scored on val
-        kernel, bias, strength = fit(xs, y, vs, class_weight)
+        chosen, strength = _choose(fitter, vs, activation)
+    kernel, bias = fitter.weights(chosen)
     # Fold the standardisation in: w . (x - m) / s + b = (w / s) . x + (b - w . m / s).
     kernel = kernel / scaler.scale_[:, None]
     bias = bias - scaler.mean_ @ kernel
-    probe = Probe(kernel.astype(np.float32), bias.astype(np.float32), strength, {})
+    probe = Probe(
+        kernel.astype(np.float32), bias.astype(np.float32), strength, {},
+        lambda f: fitter.scores(chosen, scaler.transform(np.asarray(f, np.float64))),
+    )  # fmt: skip
     if val:
         probe.val = _scores(activation, probe.scores(np.asarray(val[0]), activation), val[1])
     return probe
 
 
-def _multinomial(x, y, val, class_weight):
-    from sklearn.linear_model import LogisticRegression
+class _Multinomial:
+    """Multinomial logistic regression (lbfgs), warm-started along the C grid."""
 
-    k = y.shape[1]
-    ids = y.argmax(axis=1)
-    model = LogisticRegression(max_iter=1000, warm_start=True, class_weight=class_weight)
+    grid, name = C_GRID, "C"
 
-    def weights(m):
-        present = m.classes_
-        coef, intercept = m.coef_, m.intercept_
+    def __init__(self, x, y, class_weight):
+        from sklearn.linear_model import LogisticRegression
+
+        self.x, self.ids, self.k = x, y.argmax(axis=1), y.shape[1]
+        if len(np.unique(self.ids)) < 2:
+            raise ValueError("a linear probe needs at least two classes in the training split")
+        self.model = LogisticRegression(max_iter=1000, warm_start=True, class_weight=class_weight)
+
+    def fit(self, c: float):
+        return copy.deepcopy(self.model.set_params(C=c).fit(self.x, self.ids))
+
+    def weights(self, model) -> tuple[np.ndarray, np.ndarray]:
+        present, coef, intercept = model.classes_, model.coef_, model.intercept_
         if len(present) == 2:  # one logit d = z1 - z0: softmax([-d/2, d/2]) = sigmoid(d)
             coef, intercept = np.concatenate([-coef, coef]) / 2, np.array([-1, 1]) * intercept / 2
-        kernel = np.zeros((x.shape[1], k))
-        bias = np.full(k, (intercept.min() if len(intercept) else 0.0) - 10.0)  # absent classes
+        kernel = np.zeros((self.x.shape[1], self.k))
+        bias = np.full(self.k, intercept.min() - 10.0)  # a class absent from train: ~never
         kernel[:, present], bias[present] = coef.T, intercept
         return kernel, bias
 
-    if len(np.unique(ids)) < 2:
-        raise ValueError("a linear probe needs at least two classes in the training split")
-    return _choose(C_GRID, "C", lambda c: weights(model.set_params(C=c).fit(x, ids)), val,
-                   "softmax")  # fmt: skip
+    def scores(self, model, x) -> np.ndarray:
+        out = np.zeros((len(x), self.k))
+        out[:, model.classes_] = model.predict_proba(x)
+        return out
 
 
-def _one_vs_rest(x, y, val, class_weight):
-    from sklearn.linear_model import LogisticRegression
+class _OneVsRest:
+    """One binary logistic regression per output; an output with one value in train is a
+    constant, confident score."""
 
-    models = [LogisticRegression(max_iter=1000, warm_start=True) for _ in range(y.shape[1])]
+    grid, name = C_GRID, "C"
 
-    def fit(c):
-        kernel, bias = np.zeros((x.shape[1], y.shape[1])), np.zeros(y.shape[1])
+    def __init__(self, x, y, class_weight):
+        from sklearn.linear_model import LogisticRegression
+
+        self.x, self.y = x, y >= 0.5
+        self.models = [LogisticRegression(max_iter=1000, warm_start=True) for _ in y.T]
+
+    def fit(self, c: float):
+        fitted = []
+        for column, model in zip(self.y.T, self.models, strict=True):
+            if column.all() or not column.any():
+                fitted.append(float(np.clip(column.mean(), 1e-4, 1 - 1e-4)))
+            else:
+                fitted.append(copy.deepcopy(model.set_params(C=c).fit(self.x, column)))
+        return fitted
+
+    def weights(self, models) -> tuple[np.ndarray, np.ndarray]:
+        kernel, bias = np.zeros((self.x.shape[1], len(models))), np.zeros(len(models))
         for j, model in enumerate(models):
-            column = y[:, j] >= 0.5
-            if column.all() or not column.any():  # one value: a constant, confident output
-                bias[j] = _logit(np.clip(column.mean(), 1e-4, 1 - 1e-4))
-                continue
-            model.set_params(C=c).fit(x, column)
-            kernel[:, j], bias[j] = model.coef_[0], model.intercept_[0]
+            if isinstance(model, float):
+                bias[j] = np.log(model / (1 - model))
+            else:
+                kernel[:, j], bias[j] = model.coef_[0], model.intercept_[0]
         return kernel, bias
 
-    return _choose(C_GRID, "C", fit, val, "sigmoid")
+    def scores(self, models, x) -> np.ndarray:
+        columns = [
+            np.full(len(x), m) if isinstance(m, float) else m.predict_proba(x)[:, 1] for m in models
+        ]
+        return np.stack(columns, axis=1)
 
 
-def _ridge(x, y, val, class_weight):
-    from sklearn.linear_model import Ridge
+class _Ridge:
+    grid, name = ALPHA_GRID, "alpha"
 
-    def fit(alpha):
-        model = Ridge(alpha=alpha).fit(x, y.reshape(len(y), -1))
-        return model.coef_.T, np.atleast_1d(model.intercept_)
+    def __init__(self, x, y, class_weight):
+        self.x, self.y = x, y.reshape(len(y), -1)
 
-    return _choose(ALPHA_GRID, "alpha", fit, val, None)
+    def fit(self, alpha: float):
+        from sklearn.linear_model import Ridge
+
+        return Ridge(alpha=alpha).fit(self.x, self.y)
+
+    def weights(self, model) -> tuple[np.ndarray, np.ndarray]:
+        coef = np.asarray(model.coef_).reshape(-1, self.x.shape[1])  # [outputs, C], any version
+        return coef.T, np.atleast_1d(model.intercept_)
+
+    def scores(self, model, x) -> np.ndarray:
+        return model.predict(x).reshape(len(x), -1)
 
 
-def _choose(grid, name: str, fit, val, activation):
-    """(kernel, bias, "NAME value") of the grid value with the lowest val loss (ties: the
-    first, the strongest regularisation for C); without val, the value 1."""
+def _choose(fitter, val, activation):
+    """(fit, "NAME value") of the grid value with the lowest val loss (ties: the first, the
+    strongest regularisation); without val, the value 1."""
     if val is None:
-        kernel, bias = fit(1.0)
-        return kernel, bias, f"{name} 1 (no validation split to choose it on)"
+        return fitter.fit(1.0), f"{fitter.name} 1 (no validation split to choose it on)"
     best = None
-    for value in grid:
-        kernel, bias = fit(value)
+    for value in fitter.grid:
+        fitted = fitter.fit(value)
+        kernel, bias = fitter.weights(fitted)
         loss = _scores(activation, _activate(val[0] @ kernel + bias, activation), val[1])["loss"]
         if best is None or loss < best[0] - 1e-12:
-            best = (loss, kernel.copy(), bias.copy(), value)
-    _, kernel, bias, value = best
-    return kernel, bias, f"{name} {value:g}"
+            best = (loss, fitted, value)
+    return best[1], f"{fitter.name} {best[2]:g}"
 
 
 def _activate(z: np.ndarray, activation: str | None) -> np.ndarray:
@@ -154,10 +197,6 @@ def _activate(z: np.ndarray, activation: str | None) -> np.ndarray:
     if activation == "sigmoid":
         return 1.0 / (1.0 + np.exp(-z))
     return z
-
-
-def _logit(p: float) -> float:
-    return float(np.log(p / (1 - p)))
 
 
 def _scores(activation: str | None, scores: np.ndarray, targets: np.ndarray) -> dict:
