@@ -64,6 +64,7 @@ def fit_probe(
     """The probe for a scores layer with `activation` from (features [N, C], targets) pairs:
     targets as the loss takes them (one-hot [N, K], multi-hot [N, K] or values [N])."""
     from sklearn.preprocessing import StandardScaler
+    from threadpoolctl import threadpool_limits
 
     if activation not in ACTIVATIONS:
         raise ValueError(f"no linear probe for a scores activation {activation!r}")
@@ -72,7 +73,9 @@ def fit_probe(
     vs = (scaler.transform(np.asarray(val[0], np.float64)), np.asarray(val[1])) if val else None
     fitter = {"softmax": _Multinomial, "sigmoid": _OneVsRest, None: _Ridge}[activation]
     fitter = fitter(scaler.transform(x), y, class_weight)
-    with warnings.catch_warnings():
+    # One BLAS thread: these fits are small, and BLAS threads contending with TensorFlow's
+    # (or other processes') made them 20x slower in wall time (benchmarks in BENCHMARKS.md).
+    with warnings.catch_warnings(), threadpool_limits(1):
         warnings.simplefilter("ignore")  # ConvergenceWarning at a grid's ends: scored on val
         chosen, strength = _choose(fitter, vs, activation)
     kernel, bias = fitter.weights(chosen)
