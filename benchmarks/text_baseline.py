@@ -61,13 +61,15 @@ def speed(recipe, data, *, steps: int = 6, warmup: int = 2) -> dict[str, float]:
 
     from tltk import phases as ph
     from tltk import tasks
+    from tltk.plan import plan_run
 
     keras.utils.set_random_seed(recipe.seed)
     task_model = tasks.build_task_model(recipe, data)
     batch = recipe.train.batch_size
     ds = tasks.pipeline(recipe, data, "train", task_model, batch, training=True)  # endless
     out = {}
-    for i, phase in enumerate(recipe.phases or ph.default_phases(len(task_model.backbone_groups))):
+    phases = plan_run(recipe, len(data.splits["train"]), 100).phases
+    for i, phase in enumerate(phases):
         train = ph.trainable_groups(phase.train, task_model.backbone_groups)
         ph.set_trainable(task_model.groups, train, phase.batchnorm)
         optimizer = ph.make_optimizer(

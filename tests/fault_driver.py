@@ -1,7 +1,8 @@
 """Run `tltk train RECIPE` in this process, SIGKILLing it at one stage (tests/test_faults.py).
 
-    python fault_driver.py RECIPE STAGE     STAGE: none | mid_epoch | between_phases |
-                                                   evaluation | export_start | export_written
+    python fault_driver.py RECIPE STAGE     STAGE: none | mid_epoch | mid_head_epoch |
+                                                   between_phases | evaluation | export_start |
+                                                   export_written
 
 The kill is a real SIGKILL of this process at the named point, as a crash or an OOM kill would
 be: no Python cleanup runs.
@@ -22,8 +23,8 @@ def die() -> None:
 
 
 class KillMidEpoch(keras.callbacks.Callback):
-    """SIGKILL in the middle of the second epoch of the last phase (its first epoch is backed
-    up, its second half done)."""
+    """SIGKILL in the middle of the second epoch of a phase (its first epoch is backed up, its
+    second half done)."""
 
     def __init__(self, epoch: int):
         super().__init__()
@@ -40,12 +41,14 @@ class KillMidEpoch(keras.callbacks.Callback):
 def main(recipe: str, stage: str) -> int:
     from tltk import cli, fitting, tasks
 
-    if stage == "mid_epoch":
+    if stage in ("mid_epoch", "mid_head_epoch"):
         make_callbacks = fitting.phase_callbacks
+        # mid_head_epoch: in the first phase, which trains the head on cached features
+        killed = 0 if stage == "mid_head_epoch" else None
 
         def with_killer(recipe, run, index, phase, **kw):
             callbacks = make_callbacks(recipe, run, index, phase, **kw)
-            if index == len(run.state["phases"]) - 1:
+            if index == (len(run.state["phases"]) - 1 if killed is None else killed):
                 callbacks.append(KillMidEpoch(run.phase(index)["start_epoch"] + 1))
             return callbacks
 
@@ -53,10 +56,10 @@ def main(recipe: str, stage: str) -> int:
     elif stage == "between_phases":
         compile_phase = fitting._compile
 
-        def compile_or_die(fit, index, phase):
+        def compile_or_die(fit, index, phase, *model):
             if index == 1:
                 die()
-            return compile_phase(fit, index, phase)
+            return compile_phase(fit, index, phase, *model)
 
         fitting._compile = compile_or_die
     elif stage == "evaluation":

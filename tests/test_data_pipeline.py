@@ -218,3 +218,39 @@ def test_training_stream_works_under_a_global_seed_of_zero(tmp_path):
             assert len(epochs) == 3 and sorted(epochs[0]) == sorted(epochs[1])
     finally:
         keras.utils.set_random_seed(42)
+
+
+@pytest.mark.parametrize("cache", ["memory", "none"])
+@pytest.mark.parametrize("remainder", ["keep", "drop"])
+def test_feature_stream_replays_the_split_stream_batch_for_batch(tmp_path, cache, remainder):
+    """A split's cached features (here: each example's pixel sum, so a row names its example)
+    stream in the very batches of the split itself, from any start batch, memory or memmap."""
+    from tltk.data.pipeline import build_feature_pipeline, stream_order
+
+    split = _split(tmp_path, {"a": 9, "b": 8})
+    kw = dict(num_classes=2, batch_size=5, seed=3, remainder=remainder)
+    images = build_pipeline(split, preprocessor=PIXELS_8, training=False, **kw)
+    sums = np.concatenate([x.numpy().reshape(len(x), -1).sum(1) for x, _ in images])
+    features = np.stack([sums, -sums], axis=1).astype(np.float32)
+    on_disk = np.lib.format.open_memmap(tmp_path / "f.npy", "w+", np.float32, features.shape)
+    on_disk[:] = features
+    order = stream_order(len(split), PIXELS_8.example_nbytes, cache, 5)
+    assert order.cached == (cache == "memory")
+    for start_batch in (0, 5):
+        ds = build_pipeline(
+            split, preprocessor=PIXELS_8, training=True, cache=cache, start_batch=start_batch,
+            **kw,
+        )  # fmt: skip
+        expected = [(x.numpy().reshape(len(x), -1).sum(1), y.numpy()) for x, y in ds.take(9)]
+        for rows in (features, np.load(tmp_path / "f.npy", mmap_mode="r")):
+            got = build_feature_pipeline(
+                rows, split.labels, training=True, order=order, start_batch=start_batch, **kw
+            )
+            for (x, y), (want_x, want_y) in zip(got.take(9), expected, strict=True):
+                np.testing.assert_allclose(x.numpy()[:, 0], want_x, rtol=1e-6)
+                np.testing.assert_array_equal(y.numpy(), want_y)
+    evaluation = build_feature_pipeline(
+        features, split.labels, training=False, order=order, **{**kw, "remainder": "pad"}
+    )
+    shapes = [tuple(x.shape) for x, _ in evaluation]
+    assert shapes == [(5, 2)] * 4  # 17 rows, the last batch padded to a whole one

@@ -159,9 +159,3 @@ def test_cosine_warmup_schedule():
     assert lr_at(5) == pytest.approx(0.5e-3, rel=1e-3)  # linear warm-up
     assert lr_at(10) == pytest.approx(1e-3, rel=1e-3)
     assert lr_at(40) < 1e-4
-
-
-def test_default_phases_head_then_top():
-    phases = ph.default_phases(6)
-    assert [p.train for p in phases] == ["head", "top:2"]
-    assert phases[1].learning_rate < phases[0].learning_rate

@@ -19,7 +19,9 @@ def vocabulary() -> list[str]:
     return special + words + ["a", "the", "for", "and", "with", "of", "tool", "library"]
 
 
-def make_tiny_bert(folder: str | Path, *, num_layers: int = 2, sequence_length: int = 32) -> Path:
+def make_tiny_bert(
+    folder: str | Path, *, num_layers: int = 2, sequence_length: int = 32, dropout: float = 0.1
+) -> Path:
     """A 2-layer, 32-wide BERT with random weights + its tokenizer, saved as a KerasHub preset."""
     import keras
     import keras_hub
@@ -34,6 +36,7 @@ def make_tiny_bert(folder: str | Path, *, num_layers: int = 2, sequence_length: 
         hidden_dim=32,
         intermediate_dim=64,
         max_sequence_length=64,
+        dropout=dropout,
     )
     tokenizer = keras_hub.models.BertTokenizer(vocabulary=vocab)
     preprocessor = keras_hub.models.BertTextClassifierPreprocessor(

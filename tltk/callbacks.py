@@ -97,6 +97,19 @@ class ValidationMetrics(keras.callbacks.Callback):
         return out
 
 
+class PhaseCheckpoint(keras.callbacks.ModelCheckpoint):
+    """Keras' ModelCheckpoint, saving `saves` (the whole task model) whatever model `fit`
+    trains: a phase on cached features fits the head alone, and its best-weights file still
+    loads into the task model like every other phase's."""
+
+    def __init__(self, *args, saves: keras.Model | None = None, **kwargs):
+        super().__init__(*args, **kwargs)
+        self.saves = saves
+
+    def set_model(self, model):
+        super().set_model(self.saves or model)
+
+
 class HistoryCSVLogger(keras.callbacks.CSVLogger):
     """Keras' CSVLogger, appending every phase's epochs to one `history.csv` under one header.
 
@@ -176,9 +189,11 @@ def phase_callbacks(
     phase: PhaseConfig,
     *,
     validation: ValidationMetrics | None,
+    saves: keras.Model | None = None,
 ) -> list[keras.callbacks.Callback]:
     """Fresh callback objects for one phase, so patience and best values restart cleanly.
-    `validation` (if any) comes first, so every other callback sees its `val_*` values."""
+    `validation` (if any) comes first, so every other callback sees its `val_*` values.
+    `saves`: the model the best-weights checkpoint holds (default: the one `fit` trains)."""
     cfg = recipe.train.callbacks
     has_val = validation is not None
 
@@ -191,11 +206,12 @@ def phase_callbacks(
     out += _monitoring(cfg, phase, monitor)
     if cfg.checkpoint:
         out.append(
-            keras.callbacks.ModelCheckpoint(
+            PhaseCheckpoint(
                 str(run.dir / "checkpoints" / f"phase{index}_best.weights.h5"),
                 monitor=monitor("val_loss"),
                 save_best_only=True,
                 save_weights_only=True,
+                saves=saves,
             )
         )
     if cfg.csv_log:

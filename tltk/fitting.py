@@ -1,9 +1,12 @@
 """Training a run's phases: the model in the strategy's scope, then each phase compiled and fit.
 
-Each phase starts from the previous phase's saved weights and, when killed, resumes from its
-last epoch's backup on the same batches (`build_pipeline`'s training stream is a function of
-the epoch) with what its callbacks remembered (`CallbackState`). A phase is recorded as done,
-and its weights saved, only when its weights are finite.
+Each phase starts from the previous phase's saved weights (the first, from the head start:
+`tltk.head_start`) and, when killed, resumes from its last epoch's backup on the same batches
+(`build_pipeline`'s training stream is a function of the epoch) with what its callbacks
+remembered (`CallbackState`). A phase that trains only the head on a frozen backbone fits the
+head alone on cached backbone features (`tltk.features`), with the same batches, validation,
+callbacks and backups. A phase is recorded as done, and its weights saved, only when its
+weights are finite.
 
 Under several workers every worker runs this same code in lockstep; where the chief reads
 progress or weights from its run folder, the other workers get them from the chief
@@ -20,12 +23,15 @@ import numpy as np
 import tensorflow as tf
 
 from tltk import phases as ph
+from tltk import plan as pl
 from tltk import tasks
 from tltk.callback_state import CallbackState, backed_up_epoch
 from tltk.callbacks import TrainingDiverged, ValidationMetrics, phase_callbacks
 from tltk.data import LabelledData
 from tltk.data.pipeline import batches_per_pass
+from tltk.features import FeatureCache, cache_decision
 from tltk.hardware import Hardware
+from tltk.head_start import start_head
 from tltk.io import save_weights_atomic
 from tltk.log import say as _say
 from tltk.model import TaskModel
@@ -51,6 +57,9 @@ class Fit:
     """Optimizer steps per epoch."""
     validation: ValidationMetrics | None
     class_weight: dict[int, float] | None
+    plan: pl.Plan
+    features: FeatureCache
+    """The frozen backbone's pooled features, for phases that train only the head."""
     trained: set[int] = field(default_factory=set)
     """The phases this process trained (so a worker has their weights in its own folder)."""
 
@@ -94,6 +103,15 @@ def prepare(
             tasks.loss(recipe),
             tasks.metrics(recipe, task_model),
         )
+    steps = recipe.train.steps_per_epoch or per_pass
+    plan = pl.plan_run(recipe, n_train, steps)
+    _say(f"Head start: {plan.init} ({plan.why})")
+    if plan.description:
+        _say(plan.description)
+    pl.warn_short_phases(
+        plan.phases, steps, init=plan.init, pretrained=pl.starts_pretrained(recipe),
+        num_train=n_train, batch=train_batch,
+    )  # fmt: skip
     return Fit(
         recipe=recipe,
         run=run,
@@ -103,9 +121,13 @@ def prepare(
         role=role,
         hardware=hardware,
         train_batch=train_batch,
-        steps=recipe.train.steps_per_epoch or per_pass,
+        steps=steps,
         validation=validation,
         class_weight=tasks.class_weight(recipe, data),
+        plan=plan,
+        features=FeatureCache(
+            recipe, data, task_model, global_batch, replicas, folder=run.dir / "features"
+        ),
     )
 
 
@@ -133,7 +155,7 @@ def sync_phase_state(run: Run, phase_list: list) -> None:
 
 
 def run_phase(fit: Fit, index: int, phase: PhaseConfig) -> None:
-    run, recipe, model = fit.run, fit.recipe, fit.task_model.model
+    run, model = fit.run, fit.task_model.model
     state = run.phase(index)
     backup = run.dir / "backup" / f"phase{index}"
     start, first, done = _progress(fit, index, backup)
@@ -141,32 +163,28 @@ def run_phase(fit: Fit, index: int, phase: PhaseConfig) -> None:
         return
     if index:  # a phase starts from the previous phase's result, in this process or not
         load_phase_result(fit, index - 1)
+    else:
+        start_head(fit)
     state.update(start_epoch=start, started=True)
     run.save()
-    train_groups = _compile(fit, index, phase)
+    where = f"phases[{index}].train"
+    train_groups = ph.trainable_groups(phase.train, fit.task_model.backbone_groups, where)
+    cached = cache_decision(fit.recipe, fit.task_model, train_groups)
+    length = pl.phase_length(phase, fit.steps)
+    trained = fit.features.split_model.head if cached else model
+    _compile(fit, index, phase, trained)
     n_trainable = sum(int(np.prod(v.shape)) for v in model.trainable_weights)
     _say(
         f"Phase {index + 1}/{len(run.state['phases'])} '{state['name']}': training "
         f"{['head'] + train_groups} ({n_trainable:,} parameters), epochs {first + 1}-"
-        f"{start + phase.epochs}, lr {phase.learning_rate:g} ({phase.schedule}), "
-        f"BatchNorm {phase.batchnorm}"
+        f"{start + length.epochs} of {length.steps_per_epoch} steps, lr "
+        f"{phase.learning_rate:g} ({phase.schedule}), BatchNorm {phase.batchnorm}"
+        + (f"; on cached features: {cached}" if cached else "")
     )
-    if phase.epochs:
-        train_ds = tasks.pipeline(
-            recipe, fit.data, "train", fit.task_model, fit.train_batch, training=True,
-            replicas=fit.strategy.num_replicas_in_sync, start_batch=first * fit.steps,
-        )  # fmt: skip
-        callbacks = phase_callbacks(recipe, run, index, phase, validation=fit.validation)
-        model.fit(
-            train_ds,
-            epochs=start + phase.epochs,
-            initial_epoch=first,  # where the backup (the chief's, under several workers) ends
-            steps_per_epoch=fit.steps,
-            class_weight=fit.class_weight,
-            callbacks=_follow_chief(fit, callbacks, resumed=first > start),
-            shuffle=False,  # the pipeline shuffles, by epoch
-            verbose=recipe.train.verbose,
-        )
+    if length.epochs:
+        _fit(fit, index, phase, trained, cached is not None, start, first, length)
+    if train_groups:  # the backbone changed: its cached features are stale
+        fit.features.clear()
     _check_finite(model, state["name"])
     state.setdefault("end_epoch", start)
     phase_weights(run, index).parent.mkdir(exist_ok=True)
@@ -175,6 +193,43 @@ def run_phase(fit: Fit, index: int, phase: PhaseConfig) -> None:
     state["done"] = True
     run.save()
     _remove_backup(backup)
+
+
+def _fit(fit: Fit, index: int, phase, trained, cached: bool, start: int, first: int, length):
+    """`trained.fit` for the phase's epochs from `first`: the task model on the training
+    pipeline, or (`cached`) its head on the cached features of the same batches."""
+    recipe, replicas = fit.recipe, fit.strategy.num_replicas_in_sync
+    # Epoch e of this phase starts at batch start*steps + (e - start)*its own epoch length.
+    start_batch = start * fit.steps + (first - start) * length.steps_per_epoch
+    validation = fit.validation
+    if cached:
+        train_ds = fit.features.pipeline(
+            "train", fit.train_batch, training=True, start_batch=start_batch
+        )
+        if validation is not None:
+            val_ds = fit.features.pipeline("val", fit.hardware.global_batch, training=False)
+            validation = ValidationMetrics(
+                val_ds, validation.targets, tasks.loss(recipe),
+                tasks.metrics(recipe, fit.task_model),
+            )  # fmt: skip
+    else:
+        train_ds = tasks.pipeline(
+            recipe, fit.data, "train", fit.task_model, fit.train_batch, training=True,
+            replicas=replicas, start_batch=start_batch,
+        )  # fmt: skip
+    callbacks = phase_callbacks(
+        recipe, fit.run, index, phase, validation=validation, saves=fit.task_model.model
+    )
+    trained.fit(
+        train_ds,
+        epochs=start + length.epochs,
+        initial_epoch=first,  # where the backup (the chief's, under several workers) ends
+        steps_per_epoch=length.steps_per_epoch,
+        class_weight=fit.class_weight,
+        callbacks=_follow_chief(fit, callbacks, resumed=first > start),
+        shuffle=False,  # the pipeline shuffles, by epoch
+        verbose=recipe.train.verbose,
+    )
 
 
 def _progress(fit: Fit, index: int, backup: Path) -> tuple[int, int, bool]:
@@ -212,8 +267,9 @@ def _follow_chief(fit: Fit, callbacks: list, *, resumed: bool) -> list:
     return [*callbacks[:at], FollowChief(fit.strategy, resumed, state), *callbacks[at:]]
 
 
-def _compile(fit: Fit, index: int, phase: PhaseConfig) -> list[str]:
-    """Freeze/unfreeze the phase's groups and compile its optimizer in the strategy's scope."""
+def _compile(fit: Fit, index: int, phase: PhaseConfig, model: keras.Model | None = None) -> None:
+    """Freeze/unfreeze the phase's groups and compile `model` (the task model, or the head
+    alone on cached features) with the phase's optimizer in the strategy's scope."""
     task_model, recipe = fit.task_model, fit.recipe
     where = f"phases[{index}].train"
     train_groups = ph.trainable_groups(phase.train, task_model.backbone_groups, where)
@@ -227,18 +283,17 @@ def _compile(fit: Fit, index: int, phase: PhaseConfig) -> list[str]:
             clipnorm=recipe.train.clipnorm,
             global_clipnorm=recipe.train.global_clipnorm,
         )
-        task_model.model.compile(
+        (model or task_model.model).compile(
             optimizer=optimizer,
             loss=tasks.loss(recipe),
             metrics=tasks.metrics(recipe, task_model),
             jit_compile=fit.hardware.jit_compile,
         )
-    used = bool(task_model.model.jit_compile)  # Keras turns XLA off for a model without it
+    used = bool((model or task_model.model).jit_compile)  # Keras turns XLA off without it
     if used != fit.run.state["hardware"]["jit_compile"]:
         _say(f"jit_compile {'on' if used else 'off'}: Keras' choice for this model")
         fit.run.state["hardware"]["jit_compile"] = used
         fit.run.save()
-    return train_groups
 
 
 def _check_finite(model: keras.Model, phase_name: str) -> None:

@@ -23,23 +23,6 @@ class PhaseError(ValueError):
     pass
 
 
-def default_phases(n_groups: int) -> list[PhaseConfig]:
-    """Head first, then the top blocks at a 10x lower LR with cosine decay (fastai/BiT style)."""
-    top = max(1, min(2, n_groups))
-    return [
-        PhaseConfig(name="head", train="head", epochs=3, learning_rate=1e-3),
-        PhaseConfig(
-            name=f"top{top}",
-            train=f"top:{top}",
-            epochs=3,
-            learning_rate=1e-4,
-            schedule="cosine",
-            warmup_epochs=0.5,
-            layerwise_decay=0.5,
-        ),
-    ]
-
-
 def trainable_groups(
     spec: str | list[str], backbone_groups: list[str], where: str = "train"
 ) -> list[str]:
@@ -168,10 +151,15 @@ def make_optimizer(
     clipnorm: float | None = None,
     global_clipnorm: float | None = None,
 ) -> keras.optimizers.Optimizer:
+    """The phase's optimizer; `steps_per_epoch` is the run's epoch length (a phase given in
+    `steps` has its own, `tltk.plan.phase_length`)."""
+    from tltk.plan import phase_length
+
+    length = phase_length(phase, steps_per_epoch)
     lr: float | keras.optimizers.schedules.LearningRateSchedule = phase.learning_rate
     if phase.schedule == "cosine":
-        total = max(1, phase.epochs * steps_per_epoch)
-        warmup = min(total - 1, math.ceil(phase.warmup_epochs * steps_per_epoch))
+        total = max(1, length.steps)
+        warmup = min(total - 1, math.ceil(phase.warmup_epochs * length.steps_per_epoch))
         lr = keras.optimizers.schedules.CosineDecay(
             initial_learning_rate=0.0 if warmup else phase.learning_rate,
             decay_steps=max(1, total - warmup),

@@ -15,7 +15,9 @@ import keras
 import tensorflow as tf
 
 from tltk.data import LabelledData
-from tltk.data.pipeline import predict_unpadded
+from tltk.data.pipeline import StreamOrder, predict_unpadded
+from tltk.data.pipeline import stream_order as data_stream_order
+from tltk.data.types import Split
 from tltk.heads import get_head
 from tltk.heads.base import HeadSpec
 from tltk.modalities import get_modality
@@ -63,7 +65,7 @@ def build_task_model(
 def pipeline(
     recipe: Recipe,
     data: LabelledData,
-    split: str,
+    split: str | Split,
     task_model: TaskModel,
     batch: int,
     *,
@@ -71,10 +73,11 @@ def pipeline(
     replicas: int = 1,
     start_batch: int = 0,
 ) -> tf.data.Dataset:
-    """Batches of a split for `task_model`: training, an endless stream from `start_batch` (see
-    `build_pipeline`). Under several replicas every batch is whole, so no replica ever gets an
-    empty or ragged one: training drops the remainder (a different one each epoch),
-    evaluation pads it (`predict_unpadded` slices the blanks off)."""
+    """Batches of a split (by name, or a `Split` of `data`'s classes) for `task_model`:
+    training, an endless stream from `start_batch` (see `build_pipeline`). Under several
+    replicas every batch is whole, so no replica ever gets an empty or ragged one: training
+    drops the remainder (a different one each epoch), evaluation pads it (`predict_unpadded`
+    slices the blanks off)."""
     from tltk.data import build_pipeline
 
     kind, backbone = modality(recipe), task_model.backbone
@@ -82,7 +85,7 @@ def pipeline(
         kind.augment(recipe.augment, seed=recipe.seed, backbone=backbone) if training else None
     )
     return build_pipeline(
-        data.splits[split],
+        data.splits[split] if isinstance(split, str) else split,
         num_classes=data.num_classes,
         preprocessor=kind.preprocessor(backbone),
         batch_size=batch,
@@ -91,9 +94,30 @@ def pipeline(
         augment=augment,
         cache=recipe.data.cache,
         head_type=recipe.head_type,
-        remainder="keep" if replicas == 1 else ("drop" if training else "pad"),
+        remainder=remainder(training, replicas),
         start_batch=start_batch,
     )
+
+
+def remainder(training: bool, replicas: int) -> str:
+    """What becomes of a split's last partial batch (`build_pipeline`'s `remainder`)."""
+    return "keep" if replicas == 1 else ("drop" if training else "pad")
+
+
+def stream_order(
+    recipe: Recipe, data: LabelledData, split: str, task_model: TaskModel, batch: int
+) -> StreamOrder:
+    """How `pipeline(..., training=True)` orders `split`'s examples."""
+    preprocessor = modality(recipe).preprocessor(task_model.backbone)
+    return data_stream_order(
+        len(data.splits[split]), preprocessor.example_nbytes, recipe.data.cache, batch
+    )
+
+
+def augments(recipe: Recipe, task_model: TaskModel) -> bool:
+    """Whether training batches are augmented (the modality's augmentation is not None)."""
+    kind = modality(recipe)
+    return kind.augment(recipe.augment, seed=recipe.seed, backbone=task_model.backbone) is not None
 
 
 def class_weight(recipe: Recipe, data: LabelledData) -> dict[int, float] | None:

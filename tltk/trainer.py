@@ -25,7 +25,6 @@ from pathlib import Path
 import keras
 import tensorflow as tf
 
-from tltk import phases as ph
 from tltk import tasks
 from tltk.data import LabelledData
 from tltk.data.images import write_split_manifest
@@ -146,10 +145,11 @@ def _train(
     fit = prepare(recipe, run, data, strategy, role, hardware)
     if fit.role.multi_worker:
         check_same_as_chief(fit.strategy, "data splits", _splits_digest(data))
-    phase_list = recipe.phases or ph.default_phases(len(fit.task_model.backbone_groups))
+    phase_list = fit.plan.phases
     sync_phase_state(run, phase_list)
     for index, phase in enumerate(phase_list):
         run_phase(fit, index, phase)
+    fit.features.clear()
     # Whichever process trained them, the run's result is the last phase's saved weights.
     load_phase_result(fit, len(phase_list) - 1)
     model = fit.task_model.model

@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import os
 from collections.abc import Callable
+from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
 import numpy as np
@@ -95,22 +96,12 @@ def build_pipeline(
     def prepare(example, label):
         return preprocessor.decode(read(example)), head.encode_label(label, num_classes)
 
-    cached = nbytes is not None and (
-        cache == "memory" or (cache == "auto" and should_cache(n, nbytes))
-    )
+    order = stream_order(n, nbytes, cache, batch_size)
     if training:
-        per_pass = batches_per_pass(n, batch_size, remainder)
-        if not per_pass:
-            raise ValueError(
-                f"a training split of {n} examples makes no whole batch of {batch_size}"
-            )
-        ds = _training_stream(ds, prepare, n, nbytes, batch_size, seed, cached, remainder)
-        ds = ds(start_batch // per_pass).skip(start_batch % per_pass)
+        ds = _training_stream(ds, prepare, n, order, batch_size, seed, remainder, start_batch)
     else:
         ds = ds.map(prepare, num_parallel_calls=tf.data.AUTOTUNE)
-        ds = (ds.cache() if cached else ds).batch(batch_size)
-        if remainder == "pad":
-            ds = ds.map(lambda x, y: (_pad_batch(x, batch_size), _pad_batch(y, batch_size)))
+        ds = _batches(ds.cache() if order.cached else ds, batch_size, remainder)
     if preprocessor.prepare_batch is not None:
         to_inputs = preprocessor.prepare_batch
         ds = ds.map(lambda x, y: (to_inputs(x), y), num_parallel_calls=tf.data.AUTOTUNE)
@@ -156,32 +147,111 @@ def batches_per_pass(num_examples: int, batch_size: int, remainder: str = "keep"
     return -(-num_examples // batch_size)
 
 
-def _training_stream(ds, prepare, n, example_nbytes, batch_size, seed, cached, remainder):
-    """`first -> passes first, first+1, ...`; pass p is the split permuted by the stateless
-    seed (seed, p), then batched.
+@dataclass(frozen=True)
+class StreamOrder:
+    """How a training stream orders a split's examples (see `_training_stream`).
+
+    `stream_order` derives it from what the split's pipeline caches, so a stream of something
+    else made from the same split (its cached backbone features, `build_feature_pipeline`)
+    yields the very same batches.
+    """
+
+    cached: bool
+    """The decoded split is cached: one fixed seeded shuffle, then every pass permutes it."""
+    window: int
+    """Each pass permutes the split in windows of this many examples."""
+
+
+def stream_order(
+    num_examples: int, example_nbytes: int | None, cache: str, batch_size: int
+) -> StreamOrder:
+    """The order `build_pipeline` gives a split of `num_examples` (`cache` as it takes it)."""
+    cached = example_nbytes is not None and (
+        cache == "memory" or (cache == "auto" and should_cache(num_examples, example_nbytes))
+    )
+    if cached:
+        return StreamOrder(True, max(batch_size, SHUFFLE_BUFFER_BYTES // example_nbytes))
+    return StreamOrder(False, WINDOW_EXAMPLES)
+
+
+def build_feature_pipeline(
+    features: np.ndarray,
+    labels: np.ndarray,
+    *,
+    num_classes: int,
+    batch_size: int,
+    training: bool,
+    seed: int,
+    order: StreamOrder,
+    head_type: str = "classification",
+    remainder: str = "keep",
+    start_batch: int = 0,
+) -> tf.data.Dataset:
+    """Batches of `(features, labels)` from one split's cached backbone features [N, C] (in
+    memory, or a read-only `np.memmap` on disk), in split order.
+
+    The examples are the rows' indices, streamed exactly as `build_pipeline` streams the split
+    itself (`order` from `stream_order`), and each batch's rows are gathered after batching:
+    a cached head phase sees the batches its uncached twin would, and a split on disk is read
+    a batch at a time, never loaded whole.
+    """
+    n, head = len(features), get_head(head_type)
+    index = np.arange(n, dtype=np.int64)
+    ds = tf.data.Dataset.from_tensor_slices((index, head.label_array(labels)))
+
+    def prepare(i, label):
+        return i, head.encode_label(label, num_classes)
+
+    if training:
+        ds = _training_stream(ds, prepare, n, order, batch_size, seed, remainder, start_batch)
+    else:
+        ds = _batches(ds.map(prepare), batch_size, remainder)
+    width = features.shape[1]
+
+    def gather(rows):
+        out = tf.numpy_function(lambda r: np.asarray(features[r], np.float32), [rows], tf.float32)
+        return tf.ensure_shape(out, [None, width])
+
+    return ds.map(lambda i, y: (gather(i), y)).prefetch(tf.data.AUTOTUNE)
+
+
+def _batches(ds: tf.data.Dataset, batch_size: int, remainder: str) -> tf.data.Dataset:
+    """An evaluation split in batches, the last padded to a whole batch under `pad`."""
+    ds = ds.batch(batch_size)
+    if remainder == "pad":
+        ds = ds.map(lambda x, y: (_pad_batch(x, batch_size), _pad_batch(y, batch_size)))
+    return ds
+
+
+def _training_stream(ds, prepare, n, order, batch_size, seed, remainder, start_batch):
+    """Batches from `start_batch` on of the endless stream of passes 0, 1, ...; pass p is the
+    split permuted by the stateless seed (seed, p), then batched.
 
     Stateless permutations (not `Dataset.shuffle`, whose per-iteration seeds depend on how
     often the dataset was iterated, and whose tensor seeds fail under a global seed of 0) make
-    pass p the same in any process. The split is permuted in windows: the whole split when its
-    (decoded) examples fit in SHUFFLE_BUFFER_BYTES, as almost every cached split does.
+    pass p the same in any process. The split is permuted in windows (`order.window`): the
+    whole split when its (decoded) examples fit in SHUFFLE_BUFFER_BYTES, as almost every
+    cached split does.
     """
+    per_pass = batches_per_pass(n, batch_size, remainder)
+    if not per_pass:
+        raise ValueError(f"a training split of {n} examples makes no whole batch of {batch_size}")
     drop = remainder == "drop"
-    if cached:
+    if order.cached:
         # The cache keeps one decoded order (a fixed shuffle, so that windows mix classes);
         # every pass permutes what it replays, and all passes share the one cache.
         ds = ds.shuffle(max(n, 1), seed=seed, reshuffle_each_iteration=False)
         ds = ds.map(prepare, num_parallel_calls=tf.data.AUTOTUNE).cache()
-        window = max(batch_size, SHUFFLE_BUFFER_BYTES // example_nbytes)
-    else:
-        window = WINDOW_EXAMPLES
 
     def one_pass(p):
-        passed = _permute_windows(ds, min(max(n, 1), window), seed, p)
-        if not cached:
+        passed = _permute_windows(ds, min(max(n, 1), order.window), seed, p)
+        if not order.cached:
             passed = passed.map(prepare, num_parallel_calls=tf.data.AUTOTUNE)
         return passed.batch(batch_size, drop_remainder=drop)
 
-    return lambda first: tf.data.Dataset.range(first, 2**62).flat_map(one_pass)
+    first = start_batch // per_pass
+    stream = tf.data.Dataset.range(first, 2**62).flat_map(one_pass)
+    return stream.skip(start_batch % per_pass)
 
 
 def _permute_windows(ds: tf.data.Dataset, window: int, seed: int, p) -> tf.data.Dataset:

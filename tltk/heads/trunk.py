@@ -10,6 +10,12 @@ import keras
 from tltk.heads import HEAD_PREFIX, get_head
 from tltk.recipe import HeadConfig
 
+POOLED_LAYER = f"{HEAD_PREFIX}cast"
+"""The head layer whose output is the pooled float32 feature vector [B, C] every later head
+layer starts from: where a head trained on cached features (tltk/features.py) is cut off."""
+SCORES_LAYER = f"{HEAD_PREFIX}scores"
+"""The last head layer: scores = activation(features @ kernel + bias)."""
+
 
 def build_head(features: keras.KerasTensor, cfg: HeadConfig, num_outputs: int) -> keras.KerasTensor:
     """Pool backbone features and map them to scores.
@@ -31,7 +37,7 @@ def build_head(features: keras.KerasTensor, cfg: HeadConfig, num_outputs: int) -
         x = keras.layers.Lambda(
             lambda t: t[:, 0, :], name=f"{HEAD_PREFIX}cls_token", dtype="float32"
         )(x)
-    x = keras.layers.Activation("linear", dtype="float32", name=f"{HEAD_PREFIX}cast")(x)
+    x = keras.layers.Activation("linear", dtype="float32", name=POOLED_LAYER)(x)
     if cfg.hidden_units:
         if cfg.dropout:
             x = keras.layers.Dropout(
@@ -51,7 +57,7 @@ def build_head(features: keras.KerasTensor, cfg: HeadConfig, num_outputs: int) -
         activation=get_head(cfg.type).activation,
         kernel_regularizer=reg,
         dtype="float32",
-        name=f"{HEAD_PREFIX}scores",
+        name=SCORES_LAYER,
     )(x)
 
 

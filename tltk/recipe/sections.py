@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from typing import Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, field_validator
+from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
 from tltk.heads import HEAD_TYPES
 
@@ -93,6 +93,12 @@ class HeadConfig(StrictModel):
     l2: float = 0.0
     label_smoothing: float = Field(0.0, ge=0.0, lt=1.0)
     class_weight: Literal["balanced"] | dict[str, float] | None = None
+    init: Literal["auto", "probe", "random"] = "auto"
+    """How the scores layer starts. `probe`: fitted before the first phase by a linear probe on
+    the frozen backbone's cached features (multinomial logistic regression, one-vs-rest for
+    multi-label, ridge for regression; L2 strength chosen on val), the LP of LP-FT. `random`:
+    Keras' initialiser. `auto`: probe for a pretrained backbone with a linear head
+    (`hidden_units: 0`) and at most `tltk.plan.PROBE_MAX_EXAMPLES` training examples."""
 
     @field_validator("type")
     @classmethod
@@ -123,7 +129,12 @@ class PhaseConfig(StrictModel):
     train: str | list[str] = "head"
     """`head`, `all`, `top:K` (the last K backbone groups), or a list of group names.
     The head always trains."""
-    epochs: int = Field(1, ge=0)
+    epochs: int | None = Field(None, ge=0)
+    """How long the phase trains, in passes over the training split; or give `steps`."""
+    steps: int | None = Field(None, ge=1)
+    """How long the phase trains, in optimizer steps, instead of `epochs`: spread over
+    ceil(steps / steps per epoch) epochs of equal length (an epoch, where validation,
+    checkpoints and backups happen, is then at most one pass)."""
     optimizer: Literal["adam", "adamw", "sgd", "rmsprop"] = "adam"
     learning_rate: float = Field(1e-3, gt=0.0)
     schedule: Literal["constant", "cosine"] = "constant"
@@ -140,6 +151,17 @@ class PhaseConfig(StrictModel):
     factor more (0.8 -> 1, 0.8, 0.64, ...). Combined with lr_multipliers by product."""
     batchnorm: Literal["frozen", "train"] = "frozen"
     """BatchNorm layers stay in inference mode unless `train`."""
+
+    @model_validator(mode="after")
+    def _one_length(self) -> PhaseConfig:
+        if self.epochs is not None and self.steps is not None:
+            raise ValueError(
+                f"a phase's length is `epochs` or `steps`, not both (got epochs {self.epochs} "
+                f"and steps {self.steps}); drop one (with --set: KEY=null)"
+            )
+        if self.epochs is None and self.steps is None:
+            object.__setattr__(self, "epochs", 1)  # no re-validation: this very validator
+        return self
 
 
 class EarlyStoppingConfig(StrictModel):
@@ -182,6 +204,11 @@ class TrainConfig(StrictModel):
     """auto: XLA on GPUs and TPUs, off on CPUs (slower there) and under `deterministic`."""
     steps_per_epoch: int | None = None
     """Cap the batches per epoch (quick runs)."""
+    feature_cache: Literal["auto", "on", "off"] = "auto"
+    """Phases that train only the head on a frozen backbone train it on the backbone's pooled
+    features, computed once per split (tltk/features.py). `auto`: when training sees no
+    augmentation (texts: always); `on`: also when the recipe augments images (the head then
+    trains on un-augmented features); `off`: never (every epoch runs the backbone)."""
     runs_dir: str = "runs"
     deterministic: bool = False
     """Enable TensorFlow op determinism (slower)."""
