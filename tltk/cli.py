@@ -32,6 +32,22 @@ def cmd_check(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_lr_find(args: argparse.Namespace) -> int:
+    from tltk.api import lr_find
+
+    result = lr_find(
+        args.recipe, phase=args.phase, overrides=args.set, steps=args.steps, out=args.out
+    )
+    print(
+        f"phase {args.phase} (from {result.started_from}): suggested learning_rate "
+        f"{result.suggestion:.3g} (a tenth of the smoothed minimum at {result.minimum:.3g}; "
+        f"steepest descent at {result.steepest:.3g}; {len(result.losses)} steps"
+        f"{', stopped when the loss exploded' if result.stopped_early else ''})"
+    )
+    print(f"plot: {result.plot}")
+    return 0
+
+
 def cmd_evaluate(args: argparse.Namespace) -> int:
     from tltk.api import evaluate_run
     from tltk.evaluate import format_summary
@@ -124,6 +140,14 @@ def build_parser() -> argparse.ArgumentParser:
     sp.add_argument("recipe")
     with_set(sp)
     sp.set_defaults(func=cmd_check)
+
+    sp = command("lr-find", help="the learning-rate range test of a phase: a plot and a rate")
+    sp.add_argument("recipe")
+    sp.add_argument("--phase", type=int, default=0, help="the phase's index, from 0 (default 0)")
+    sp.add_argument("--steps", type=int, help="batches (default 3 epochs' worth, 50..200)")
+    sp.add_argument("--out", help="the plot (PNG; a .json of the curve goes beside it)")
+    with_set(sp)
+    sp.set_defaults(func=cmd_lr_find, tensorflow=True)
 
     sp = command("evaluate", help="re-evaluate a run on a split or on a folder of data")
     sp.add_argument("run")

@@ -15,15 +15,17 @@ import keras
 import numpy as np
 import tensorflow as tf
 
+from tltk import lr_finder, tasks
 from tltk import phases as ph
-from tltk import tasks
 from tltk.callback_state import backed_up_epoch
 from tltk.callbacks import TrainingDiverged, ValidationMetrics, phase_callbacks
 from tltk.data import LabelledData
 from tltk.data.pipeline import batches_per_pass
+from tltk.io import atomic_write_json, atomic_write_text
 from tltk.log import say as _say
 from tltk.model import TaskModel
-from tltk.recipe import PhaseConfig, Recipe
+from tltk.plots import plot_lr_find
+from tltk.recipe import PhaseConfig, Recipe, load_recipe
 from tltk.runs import Run
 from tltk.strategy import describe, make_strategy
 
@@ -117,6 +119,7 @@ def run_phase(fit: Fit, index: int, phase: PhaseConfig) -> None:
     start = run.phase(index - 1)["end_epoch"] if index else 0
     if index:  # a phase starts from the previous phase's result, in this process or not
         model.load_weights(str(phase_weights(run, index - 1)))
+    phase = resolve_learning_rate(fit, index, phase)
     state.update(start_epoch=start, started=True)
     run.save()
     train_groups = _compile(fit, index, phase)
@@ -151,6 +154,61 @@ def run_phase(fit: Fit, index: int, phase: PhaseConfig) -> None:
     state["done"] = True
     run.save()
     _remove_backup(backup)
+
+
+def resolve_learning_rate(fit: Fit, index: int, phase: PhaseConfig) -> PhaseConfig:
+    """The phase with `learning_rate: auto` replaced by the range test's suggestion, found once
+    per run: recorded in RUN/state.json and RUN/recipe.yaml (curve and plot in RUN/lr_find/),
+    and reused as recorded when the run resumes."""
+    if phase.learning_rate != "auto":
+        return phase
+    run, state = fit.run, fit.run.phase(index)
+    if "learning_rate" not in state:
+        result = find_learning_rate(fit, index, phase)
+        folder = run.dir / "lr_find"
+        title = f"{fit.recipe.name}, phase {index + 1} '{state['name']}' ({phase.train})"
+        result.plot = plot_lr_find(result, folder / f"phase{index}.png", title)
+        atomic_write_json(folder / f"phase{index}.json", result.to_json())
+        state["learning_rate"] = result.suggestion
+        state["lr_find"] = {"minimum": result.minimum, "steepest": result.steepest,
+                            "steps": len(result.losses), "plot": str(result.plot)}  # fmt: skip
+        resolved = load_recipe(run.dir / "recipe.yaml")
+        if resolved.phases:  # default phases never say auto
+            resolved.phases[index].learning_rate = result.suggestion
+            atomic_write_text(run.dir / "recipe.yaml", resolved.to_yaml())
+        run.save()
+        _say(f"learning_rate auto: the range test suggests {result.suggestion:.3g} ({result.plot})")
+    return phase.model_copy(update={"learning_rate": state["learning_rate"]})
+
+
+def find_learning_rate(
+    fit: Fit,
+    index: int,
+    phase: PhaseConfig,
+    *,
+    steps: int | None = None,
+    start: float = lr_finder.START_LR,
+    end: float = lr_finder.END_LR,
+) -> lr_finder.LRFinderResult:
+    """The range test of phase `index` from the model's current weights (put back after): the
+    phase's groups, BatchNorm mode, optimizer and multipliers at a constant, rising rate, on
+    the training stream with its augmentation."""
+    constant = {"learning_rate": start, "schedule": "constant", "warmup_epochs": 0.0}
+    _compile(fit, index, phase.model_copy(update=constant))
+    train_ds = tasks.pipeline(
+        fit.recipe, fit.data, "train", fit.task_model, fit.train_batch, training=True,
+        replicas=fit.strategy.num_replicas_in_sync,
+    )  # fmt: skip
+    result = lr_finder.range_test(
+        fit.task_model.model,
+        train_ds,
+        steps=steps or lr_finder.default_steps(fit.steps),
+        class_weight=fit.class_weight,
+        start=start,
+        end=end,
+    )
+    result.phase = index
+    return result
 
 
 def _compile(fit: Fit, index: int, phase: PhaseConfig) -> list[str]:

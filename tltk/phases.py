@@ -168,6 +168,11 @@ def make_optimizer(
     clipnorm: float | None = None,
     global_clipnorm: float | None = None,
 ) -> keras.optimizers.Optimizer:
+    if phase.learning_rate == "auto":
+        raise PhaseError(
+            "learning_rate: auto is resolved by the range test before a phase compiles "
+            "(tltk.fitting.resolve_learning_rate, or tltk.lr_find); give a number here"
+        )
     lr: float | keras.optimizers.schedules.LearningRateSchedule = phase.learning_rate
     if phase.schedule == "cosine":
         total = max(1, phase.epochs * steps_per_epoch)

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import copy
 import difflib
+import math
 from pathlib import Path
 from typing import Any, Literal
 
@@ -143,7 +144,10 @@ class PhaseConfig(_Strict):
     The head always trains."""
     epochs: int = Field(1, ge=0)
     optimizer: Literal["adam", "adamw", "sgd", "rmsprop"] = "adam"
-    learning_rate: float = Field(1e-3, gt=0.0)
+    learning_rate: float | Literal["auto"] = 1e-3
+    """A number, or `auto`: the learning-rate range test (`tltk lr-find`) runs at the phase's
+    start and its suggestion is used, recorded in RUN/state.json and RUN/recipe.yaml (a
+    resumed run reuses it)."""
     schedule: Literal["constant", "cosine"] = "constant"
     warmup_epochs: float = Field(0.0, ge=0.0)
     weight_decay: float | None = None
@@ -156,6 +160,19 @@ class PhaseConfig(_Strict):
     factor more (0.8 -> 1, 0.8, 0.64, ...). Combined with lr_multipliers by product."""
     batchnorm: Literal["frozen", "train"] = "frozen"
     """BatchNorm layers stay in inference mode unless `train`."""
+
+    @field_validator("learning_rate", mode="before")
+    @classmethod
+    def _positive_or_auto(cls, value: Any) -> Any:
+        if value == "auto":
+            return value
+        try:
+            number = float(value)
+        except (TypeError, ValueError):
+            number = math.nan
+        if isinstance(value, bool) or not 0 < number < math.inf:
+            raise ValueError("a positive number, or `auto` (the learning-rate range test)")
+        return number
 
 
 class EarlyStoppingConfig(_Strict):
