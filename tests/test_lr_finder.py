@@ -130,7 +130,7 @@ def test_cli_lr_find_prints_a_rate_and_writes_the_plot(tmp_path, capsys):
     out = tmp_path / "find.png"
     assert main(["lr-find", str(path), "--steps", "30", "--out", str(out)]) == 0
     printed = capsys.readouterr().out
-    assert "phase 0 (from the fresh model): suggested learning_rate" in printed
+    assert "phases.0 'head' (head), from the fresh model: suggested learning_rate" in printed
     assert out.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
     curve = json.loads(out.with_suffix(".json").read_text())
     assert f"{curve['suggestion']:.3g}" in printed and len(curve["losses"]) <= 30
@@ -158,7 +158,7 @@ def test_auto_is_found_once_recorded_and_reused_when_the_run_resumes(tmp_path, m
     assert "learning_rate" not in state["phases"][1]  # a number in the recipe: no test
     # A later phase's test starts from this run's phase-0 weights.
     later = tltk.lr_find(recipe, phase=1, steps=20)
-    assert later.started_from == f"{run}, phase 1" and later.plot.is_file()
+    assert later.started_from == f"{run} after phases.0" and later.plot.is_file()
 
     # Killed during phase 0 (after the test): the resumed run reuses the recorded rate.
     state.update(finished=False)
@@ -176,7 +176,7 @@ def test_auto_is_found_once_recorded_and_reused_when_the_run_resumes(tmp_path, m
 def test_lr_find_of_a_later_phase_without_a_run_trains_the_earlier_phases_first(tmp_path):
     recipe = _image_recipe(tmp_path)
     result = tltk.lr_find(recipe, phase=1, steps=20)
-    assert result.started_from.startswith("phases 1-1 trained first")
+    assert result.started_from.startswith("phases 0..0 trained first")
     assert not (tmp_path / "runs" / "tiny").exists() or not any(
         (p / "state.json").exists() for p in (tmp_path / "runs" / "tiny").iterdir()
     )  # the scratch run is gone; only the plot is left, under runs/NAME/lr_find/

@@ -136,7 +136,7 @@ def lr_find(
     from tltk.io import atomic_write_json
     from tltk.plots import plot_lr_find
 
-    title = f"{recipe.name}, phase {phase + 1} (from {result.started_from})"
+    title = f"{recipe.name}, phases.{phase} {result.extra['phase']}, from {result.started_from}"
     result.plot = plot_lr_find(result, plot_path, title)
     atomic_write_json(plot_path.with_suffix(".json"), result.to_json())
     return result
@@ -160,17 +160,19 @@ def _lr_find(recipe, run, index: int, steps, start: float, end: float):
         prior = _prior_run(recipe, index)
         if prior is not None:
             model.load_weights(str(fitting.phase_weights(prior, index - 1)))
-            started_from = f"{prior.dir}, phase {index}"
+            started_from = f"{prior.dir} after phases.{index - 1}"
         else:
             fitting.sync_phase_state(run, phase_list[:index])
             for i in range(index):
                 fitting.run_phase(fit, i, phase_list[i])
             model.load_weights(str(fitting.phase_weights(run, index - 1)))
-            started_from = f"phases 1-{index} trained first (no run of this recipe had them)"
+            started_from = f"phases 0..{index - 1} trained first (no run of this recipe had them)"
     result = fitting.find_learning_rate(
         fit, index, phase_list[index], steps=steps, start=start, end=end
     )
     result.started_from = started_from
+    name = phase_list[index].name or f"phase{index}"
+    result.extra["phase"] = f"'{name}' ({phase_list[index].train})"
     return result
 
 

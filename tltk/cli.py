@@ -38,11 +38,12 @@ def cmd_lr_find(args: argparse.Namespace) -> int:
     result = lr_find(
         args.recipe, phase=args.phase, overrides=args.set, steps=args.steps, out=args.out
     )
+    stopped = ", stopped: the loss exploded" if result.stopped_early else ""
     print(
-        f"phase {args.phase} (from {result.started_from}): suggested learning_rate "
-        f"{result.suggestion:.3g} (a tenth of the smoothed minimum at {result.minimum:.3g}; "
-        f"steepest descent at {result.steepest:.3g}; {len(result.losses)} steps"
-        f"{', stopped when the loss exploded' if result.stopped_early else ''})"
+        f"phases.{args.phase} {result.extra['phase']}, from {result.started_from}: suggested "
+        f"learning_rate {result.suggestion:.3g} (a tenth of the smoothed minimum at "
+        f"{result.minimum:.3g}; steepest descent at {result.steepest:.3g}; "
+        f"{len(result.losses)} steps{stopped})"
     )
     print(f"plot: {result.plot}")
     return 0

@@ -166,7 +166,7 @@ def resolve_learning_rate(fit: Fit, index: int, phase: PhaseConfig) -> PhaseConf
     if "learning_rate" not in state:
         result = find_learning_rate(fit, index, phase)
         folder = run.dir / "lr_find"
-        title = f"{fit.recipe.name}, phase {index + 1} '{state['name']}' ({phase.train})"
+        title = f"{fit.recipe.name}, phases.{index} '{state['name']}' ({phase.train})"
         result.plot = plot_lr_find(result, folder / f"phase{index}.png", title)
         atomic_write_json(folder / f"phase{index}.json", result.to_json())
         state["learning_rate"] = result.suggestion
