@@ -41,8 +41,8 @@ def cmd_lr_find(args: argparse.Namespace) -> int:
     stopped = ", stopped: the loss exploded" if result.stopped_early else ""
     print(
         f"phases.{args.phase} {result.extra['phase']}, from {result.started_from}: suggested "
-        f"learning_rate {result.suggestion:.3g} (a tenth of the smoothed minimum at "
-        f"{result.minimum:.3g}; steepest descent at {result.steepest:.3g}; "
+        f"learning_rate {result.suggestion:.3g} (the longest descent of the smoothed loss; "
+        f"its minimum at {result.minimum:.3g}, steepest descent at {result.steepest:.3g}; "
         f"{len(result.losses)} steps{stopped})"
     )
     print(f"plot: {result.plot}")

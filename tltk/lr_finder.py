@@ -7,11 +7,15 @@ starting weights; `range_test` restores those weights afterwards. The trainer ru
 phase whose `learning_rate` is `auto` (tltk/fitting.py); `tltk.lr_find` (tltk/api.py) runs it
 for any phase of a recipe.
 
-The suggestion is a tenth of the learning rate at the smoothed loss's minimum (fastai's
-`lr_min`). The steepest-descent point is recorded beside it, but not used: on the flat, noisy
-curves of a fine-tuning phase (the loss starts low) the steepest slope jumps between noise
-wiggles by decades, while the minimum stays put, and a tenth of it sits well before the loss
-turns up.
+The suggestion comes from the longest descent of the smoothed loss: the longest sequence of
+batches, not necessarily adjacent, each lower than the one before, whose count of batches is
+the length of the fall (fastai's "valley"). The suggestion is the rate half that length before
+the descent's lowest point: the middle of the real fall of a head phase's loss, and on the flat
+curve of a fine-tuning phase a point well before the rise. The rate at the smoothed minimum and
+the steepest-descent point are recorded beside it. A tenth of the minimum (fastai's older
+`lr_min`) was tried first and failed on such a flat, noisy curve, where the minimum is wherever
+the noise dips: on few-shot digits it suggested 2.7e-8, from a dip at the third batch
+(BENCHMARKS.md compares the two on real phases).
 """
 
 from __future__ import annotations
@@ -45,7 +49,7 @@ class LRFinderResult:
     smoothed: list[float]
     """Exponential moving average of `losses`, bias-corrected."""
     minimum: float
-    """The learning rate at the smoothed minimum (the suggestion is a tenth of it)."""
+    """The learning rate at the smoothed minimum (recorded, not used)."""
     steepest: float
     """The learning rate where the smoothed loss falls fastest (recorded, not used)."""
     stopped_early: bool
@@ -138,20 +142,34 @@ def suggest_learning_rate(
 ) -> tuple[float, float, float]:
     """(suggestion, rate at the smoothed minimum, rate of steepest descent) of a curve.
 
-    The suggestion is the minimum's rate / 10. The steepest descent is the most negative
-    slope of the smoothed loss against log10(rate), ignoring the first tenth of the curve
-    (where the average has seen too few batches to mean much).
+    The suggestion is the rate half the longest descent's length (in batches, so on the log
+    scale) before its lowest point (see the module's docstring). The steepest descent is the
+    most negative slope of the smoothed loss against log10(rate), ignoring the first tenth of
+    the curve (where the average has seen too few batches to mean much).
     """
     lrs, loss = np.asarray(learning_rates, dtype=float), np.asarray(smoothed, dtype=float)
     finite = np.isfinite(loss)
     if finite.sum() < 2:
         raise ValueError("the range test recorded fewer than two finite losses")
     lrs, loss = lrs[finite], loss[finite]
+    length, last = longest_descent(loss)
     minimum = float(lrs[int(np.argmin(loss))])
     skip = len(loss) // 10
     slopes = np.gradient(loss[skip:], np.log10(lrs[skip:])) if len(loss) - skip >= 2 else [0.0]
     steepest = float(lrs[skip + int(np.argmin(slopes))])
-    return minimum / 10, minimum, steepest
+    return float(lrs[max(0, last - length // 2)]), minimum, steepest
+
+
+def longest_descent(values: np.ndarray) -> tuple[int, int]:
+    """(length, last index) of the longest strictly decreasing subsequence of `values` (the
+    earliest to end, of equally long ones). Quadratic, for the few hundred points of a test."""
+    length = np.ones(len(values), dtype=int)
+    for i in range(1, len(values)):
+        lower = values[:i] > values[i]
+        if lower.any():
+            length[i] = int(length[:i][lower].max()) + 1
+    last = int(np.argmax(length))
+    return int(length[last]), last
 
 
 def range_test(
