@@ -193,17 +193,22 @@ def format_table(table: list[dict]) -> str:
         accuracy = "subset_accuracy" if "subset_accuracy" in row else "accuracy"
         micro = _cell(row, "f1_micro") if "subset_accuracy" in row else ""
         cells = [row["case"], row["method"], str(row["seeds"]), _cell(row, accuracy)]
-        cells += [_cell(row, "f1_macro"), micro, _cell(row, "cpu_s", 0), _cell(row, "wall_s", 0)]
+        cells += [_cell(row, "f1_macro"), micro, _seconds(row, "cpu_s"), _seconds(row, "wall_s")]
         lines.append("| " + " | ".join(cells) + " |")
     return "\n".join(lines)
 
 
-def _cell(row: dict, metric: str, digits: int = 3) -> str:
+def _cell(row: dict, metric: str) -> str:
     if metric not in row:
         return ""
-    text = f"{row[metric]:.{digits}f}"
     std = row.get(metric + "_std")
-    return text if std is None else f"{text} ± {std:.{digits}f}"
+    return f"{row[metric]:.3f}" if std is None else f"{row[metric]:.3f} ± {std:.3f}"
+
+
+def _seconds(row: dict, metric: str) -> str:
+    """The mean time a seed (no spread: the machine's load moves it more than the seeds)."""
+    value = row.get(metric)
+    return "" if value is None else f"{value:.1f}" if value < 10 else f"{value:.0f}"
 
 
 def format_sizes(sizes: dict) -> str:
