@@ -102,7 +102,7 @@ def main(argv: list[str] | None = None) -> None:
     if not args.run and not args.recipe:
         parser.error("give a run folder or --recipe")
     recipe = load_recipe(Path(args.run) / "recipe.yaml" if args.run else args.recipe)
-    if recipe.task != "text" or recipe.multi_label or recipe.head.type != "classification":
+    if recipe.modality != "text" or recipe.multi_label or recipe.head.type != "classification":
         raise SystemExit(f"{recipe.name}: the baseline compares single-label text classifiers")
     data = load_data(recipe)
     rows = {"TF-IDF + LogisticRegression": baseline(data)}

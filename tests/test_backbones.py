@@ -1,41 +1,30 @@
 import numpy as np
 import pytest
 
-from tltk.backbones import BackboneError, build_backbone, list_backbones
-from tltk.backbones.base import registered
+from tltk.backbones import BackboneError, PixelNormalization, build_backbone, list_backbones
+from tltk.backbones.base import lookup, registered
 from tltk.recipe import BackboneConfig
-
-FAMILIES = [
-    "mobilenet_v3_small",
-    "mobilenet_v3_large",
-    "efficientnet_v2_b0",
-    "resnet50_v2",
-    "convnext_tiny",
-    "densenet121",
-]
-
-
-@pytest.mark.parametrize("name", FAMILIES)
-def test_family_builds_with_ordered_named_groups(name):
-    bb = build_backbone(BackboneConfig(name=name, weights=None, image_size=32))
-    names = list(bb.groups)
-    assert names[0] == "stem" and names[-1] == "top"
-    assert [n for n in names[1:-1]] == [f"block{i}" for i in range(1, len(names) - 1)]
-    assert len(names) >= 5
-    # Every weight-bearing layer belongs to exactly one group.
-    grouped = [id(la) for layers in bb.groups.values() for la in layers]
-    assert len(grouped) == len(set(grouped))
-    weighted = {id(la) for la in bb.model.layers if la.weights}
-    assert weighted <= set(grouped)
-    out = bb.model(np.zeros((1, 32, 32, 3), "float32"))
-    assert out.shape[0] == 1 and out.shape[-1] > 0
 
 
 def test_registry_covers_the_required_families():
-    names = set(registered())
-    assert (
-        set(FAMILIES) | {"efficientnet_v2_b1", "efficientnet_v2_b2", "efficientnet_v2_b3"} <= names
-    )
+    names = set(registered("image"))
+    assert {"mobilenet_v3_small", "mobilenet_v3_large", "resnet50_v2", "convnext_tiny"} <= names
+    assert {f"efficientnet_v2_b{i}" for i in range(4)} | {"densenet121"} <= names
+    assert set(registered("text")) == {"text_rnn"}
+
+
+def test_specs_name_their_normalisation_and_pretrained_weights():
+    """What each family wants of its pixels is a field of its spec, and the built backbone's
+    normalisation layers are made from it (tests/backbone_contract.py checks the mapping)."""
+    from tltk.backbones.applications import IMAGENET_TORCH, TF_SCALING
+
+    assert lookup("mobilenet_v3_small").normalization is None  # rescales inside the network
+    assert lookup("resnet50_v2").normalization == TF_SCALING
+    assert lookup("densenet121").normalization == IMAGENET_TORCH
+    assert lookup("resnet20").normalization == TF_SCALING and lookup("resnet20").pretrained == ()
+    assert lookup("efficientnet_lite0").normalization == PixelNormalization(mean=127, std=128)
+    assert lookup("resnet20").total_stride == 4 and lookup("densenet121").total_stride == 32
+    assert not hasattr(lookup("text_rnn"), "default_size")  # a text backbone has no image size
 
 
 def test_weights_file_round_trip(tmp_path):
@@ -96,10 +85,16 @@ def test_bn_momentum_override():
     assert bns and all(la.momentum == 0.9 for la in bns)
 
 
-def test_list_backbones_reports_params_and_sizes():
+def test_list_backbones_reports_family_modality_and_input_size():
     rows = {r["name"]: r for r in list_backbones(with_params=False)}
     assert rows["efficientnet_v2_b3"]["input_size"] == 300
     assert rows["mobilenet_v3_small"]["family"] == "mobilenet_v3"
+    assert rows["text_rnn"] == {"name": "text_rnn", "family": "text", "modality": "text"}
+
+
+def test_an_image_recipe_naming_a_text_backbone_is_a_clear_error():
+    with pytest.raises(BackboneError, match="'text_rnn' is a text backbone; set `modality: text`"):
+        build_backbone(BackboneConfig(name="text_rnn", weights=None))
 
 
 def test_keras_hub_local_preset_folder(tmp_path):

@@ -168,7 +168,7 @@ def test_check_validates_the_backbone_name(tmp_path, capsys):
     (preset / "config.json").write_text("{}")
     for name in ["MobileNet-V3-Small", "hf://org/model", "kaggle://org/model/keras/x", preset]:
         assert main([*check, f"backbone.name={name}"]) == 0, capsys.readouterr().err
-    assert main([*check, "backbone.name=efficientnet_v2_b0", "--set", "task=text"]) == 2
+    assert main([*check, "backbone.name=efficientnet_v2_b0", "--set", "modality=text"]) == 2
     assert "is an image backbone" in capsys.readouterr().err
 
 

@@ -12,6 +12,7 @@ from helpers import make_image_folder
 from PIL import Image
 
 from tltk.data import DataError, build_pipeline, load_image_data
+from tltk.modalities.image import ImagePreprocessor
 from tltk.recipe import DataConfig
 
 COLOR = (200, 100, 50)
@@ -110,7 +111,7 @@ def test_each_image_kind_is_counted_converted_or_dropped(tmp_path, case):
     ds = build_pipeline(
         train.subset(np.array([i])),
         num_classes=2,
-        image_size=16,
+        preprocessor=ImagePreprocessor(16),
         batch_size=1,
         training=False,
         seed=0,

@@ -12,6 +12,9 @@ from PIL import Image
 
 from tltk.data import Split, build_pipeline, class_weights
 from tltk.data.pipeline import should_cache
+from tltk.modalities.image import ImagePreprocessor
+
+PIXELS_8 = ImagePreprocessor(8)
 
 
 def _split(tmp_path, counts=None) -> Split:
@@ -28,7 +31,9 @@ def _all(ds):
 
 def test_shapes_dtypes_one_hot_and_order(tmp_path):
     split = _split(tmp_path)
-    ds = build_pipeline(split, num_classes=3, image_size=8, batch_size=4, training=False, seed=0)
+    ds = build_pipeline(
+        split, num_classes=3, preprocessor=PIXELS_8, batch_size=4, training=False, seed=0
+    )
     batches = [(x, y) for x, y in ds]
     assert [int(x.shape[0]) for x, _ in batches] == [4, 4, 2]  # no remainder dropped
     x, y = batches[0]
@@ -43,8 +48,8 @@ def test_shapes_dtypes_one_hot_and_order(tmp_path):
 def _epochs(split, seed, cache, n_epochs=3, start_batch=0, remainder="keep", batch_size=5):
     """The example order of `n_epochs` passes of the training stream (pixels identify them)."""
     ds = build_pipeline(
-        split, num_classes=2, image_size=8, batch_size=batch_size, training=True, seed=seed,
-        cache=cache, remainder=remainder, start_batch=start_batch,
+        split, num_classes=2, preprocessor=PIXELS_8, batch_size=batch_size, training=True,
+        seed=seed, cache=cache, remainder=remainder, start_batch=start_batch,
     )  # fmt: skip
     per_pass = (len(split) // batch_size) if remainder == "drop" else -(-len(split) // batch_size)
     batches = [x.numpy().reshape(len(x), -1).sum(1) for x, _ in ds.take(n_epochs * per_pass)]
@@ -79,7 +84,7 @@ def test_dropped_remainder_differs_each_epoch(tmp_path):
 
 def test_evaluation_pads_the_last_batch_with_blanks_at_the_end(tmp_path):
     split = _split(tmp_path)  # 10 examples
-    kw = dict(num_classes=3, image_size=8, batch_size=4, training=False, seed=0)
+    kw = dict(num_classes=3, preprocessor=PIXELS_8, batch_size=4, training=False, seed=0)
     plain = _all(build_pipeline(split, **kw))
     batches = list(build_pipeline(split, remainder="pad", **kw))
     assert [tuple(x.shape) for x, _ in batches] == [(4, 8, 8, 3)] * 3  # static, whole batches
@@ -99,7 +104,7 @@ def test_augment_runs_per_batch_after_cache(tmp_path):
     ds = build_pipeline(
         split,
         num_classes=3,
-        image_size=8,
+        preprocessor=PIXELS_8,
         batch_size=4,
         training=True,
         seed=0,
@@ -121,7 +126,7 @@ def test_multilabel_regression_bytes_and_text(tmp_path):
         build_pipeline(
             ml,
             num_classes=3,
-            image_size=8,
+            preprocessor=PIXELS_8,
             batch_size=4,
             training=False,
             seed=0,
@@ -135,7 +140,7 @@ def test_multilabel_regression_bytes_and_text(tmp_path):
         build_pipeline(
             reg,
             num_classes=1,
-            image_size=8,
+            preprocessor=PIXELS_8,
             batch_size=4,
             training=False,
             seed=0,
@@ -151,32 +156,42 @@ def test_multilabel_regression_bytes_and_text(tmp_path):
         encoded.append(buffer.getvalue())
     as_bytes = Split(np.array(encoded, dtype=object), np.array([0, 1]), "bytes")
     x, y = _all(
-        build_pipeline(as_bytes, num_classes=2, image_size=8, batch_size=2, training=False, seed=0)
+        build_pipeline(
+            as_bytes, num_classes=2, preprocessor=PIXELS_8, batch_size=2, training=False, seed=0
+        )
     )
     assert x.shape == (2, 8, 8, 3)
     np.testing.assert_allclose(x[:, 0, 0, 0], [10, 250], atol=1e-3)
 
+    import keras
+
+    from tltk.modalities.text import TextPreprocessor
+
     texts = Split(np.array(["good", "bad", "meh"], dtype=object), np.array([0, 1, 1]), "text")
-    x, y = next(
-        iter(
-            build_pipeline(
-                texts, num_classes=2, image_size=None, batch_size=3, training=False, seed=0
-            )
-        )
-    )
-    assert x.dtype == tf.string and x.numpy().tolist() == [b"good", b"bad", b"meh"]
+    tokenizer = keras.layers.TextVectorization(vocabulary=["good", "bad"])
+    ds = build_pipeline(
+        texts, num_classes=2, preprocessor=TextPreprocessor(tokenizer), batch_size=3,
+        training=False, seed=0, cache="memory",
+    )  # fmt: skip
+    x, y = next(iter(ds))
+    assert x.numpy().tolist() == [[2], [3], [1]]  # tokenized per batch: "meh" is unknown (1)
     assert y.shape == (3, 2)
+    with pytest.raises(
+        ValueError, match="kind 'text', but the image preprocessor reads path, bytes"
+    ):
+        build_pipeline(texts, num_classes=2, preprocessor=PIXELS_8, batch_size=3, training=False,
+                       seed=0)  # fmt: skip
 
 
 def test_cache_auto_threshold():
-    assert should_cache(1000, 32)  # 12 MB
-    assert not should_cache(100_000, 224)  # 60 GB
-    assert not should_cache(10, None)
+    assert should_cache(1000, ImagePreprocessor(32).example_nbytes)  # 12 MB
+    assert not should_cache(100_000, ImagePreprocessor(224).example_nbytes)  # 60 GB
+    assert not should_cache(10, None)  # texts: never
     with pytest.raises(ValueError, match="cache"):
         build_pipeline(
             Split(np.array(["x"]), np.array([0])),
             num_classes=2,
-            image_size=8,
+            preprocessor=PIXELS_8,
             batch_size=1,
             training=False,
             seed=0,

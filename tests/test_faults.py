@@ -143,6 +143,7 @@ class PoisonWeights:
         return Poison()
 
 
+@pytest.mark.slow
 def test_diverged_phase_saves_nothing_and_a_rerun_retries_from_the_last_good_epoch(
     tmp_path, images, monkeypatch
 ):

@@ -24,6 +24,7 @@ from tltk.data import build_pipeline
 from tltk.data.decode import decode_image
 from tltk.evaluate import format_summary
 from tltk.heads import HEAD_PREFIX, HEAD_TYPES, get_head, head_types
+from tltk.modalities.image import ImagePreprocessor
 from tltk.predict import load_exported, predict_images
 from tltk.recipe import load_recipe
 
@@ -95,7 +96,8 @@ def test_label_encoding_targets_and_serving_agree(tmp_path, head_type):
     data = tasks.load_data(recipe)
     train = data.splits["train"]
     ds = build_pipeline(
-        train, num_classes=data.num_classes, image_size=32, batch_size=64, training=False,
+        train, num_classes=data.num_classes, preprocessor=ImagePreprocessor(32), batch_size=64,
+        training=False,
         seed=0, head_type=head_type,
     )  # fmt: skip
     labels = np.concatenate([y.numpy() for _, y in ds])

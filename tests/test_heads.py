@@ -65,6 +65,7 @@ def test_label_smoothing_reaches_the_loss():
     assert smooth == pytest.approx(-(0.9 * np.log(0.9) + 0.1 * np.log(0.1)), rel=1e-5)
 
 
+@pytest.mark.slow  # float16 on a CPU: a train step takes tens of seconds
 def test_head_stays_float32_under_mixed_precision(mixed_precision):
     tm = build_model(tiny_backbone(), HeadConfig(hidden_units=8), 3)
     convs = [la for la in tm.backbone.model.layers if isinstance(la, keras.layers.Conv2D)]

@@ -139,6 +139,37 @@ def test_head_type_is_checked_against_the_registry_and_resolved(tmp_path):
     assert (plain.head_type, plain.multi_label) == ("regression", False)
 
 
+def test_modality_and_its_deprecated_name_task(tmp_path):
+    import hashlib
+    import json
+    import warnings
+
+    from tltk.recipe import schema
+    from tltk.runs import fingerprint
+
+    assert load_recipe({"name": "t"}).modality == "image"
+    path = write(tmp_path, "name: t\nmodality: audio\n")
+    with pytest.raises(RecipeError, match=r"modality \(line 2\): .*one of image, text"):
+        load_recipe(path)
+    schema._warn_task_key.cache_clear()
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        old = [load_recipe({"name": "t", "task": "text"}) for _ in range(2)]
+        load_recipe({"name": "t", "task": "text", "modality": "text"})  # the same: fine
+    assert [r.modality for r in old] == ["text", "text"]
+    assert [type(w.message) for w in caught] == [FutureWarning]  # once per process
+    assert "modality" in str(caught[0].message) and "task" not in old[0].model_dump()
+    with pytest.raises(RecipeError, match="`task: text` .* disagrees with `modality: image`"):
+        load_recipe({"name": "t", "task": "text", "modality": "image"})
+    # A run started before the rename recorded the fingerprint of its recipe under `task`; the
+    # same recipe still has that fingerprint, so the run is resumed rather than started anew.
+    dump = old[0].model_dump(mode="json")
+    dump["train"].pop("verbose")
+    dump["task"] = dump.pop("modality")
+    before = hashlib.sha256(json.dumps(dump, sort_keys=True).encode()).hexdigest()[:16]
+    assert fingerprint(old[0]) == before
+
+
 def test_loading_a_recipe_does_not_import_tensorflow():
     """The head-type registry is names only: validating `head.type` loads no spec."""
     import subprocess

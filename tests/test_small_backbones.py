@@ -4,15 +4,8 @@ import keras
 import numpy as np
 import pytest
 
-from tltk.backbones import BackboneError, build_backbone, list_backbones
+from tltk.backbones import BackboneError, build_backbone, list_backbones, lookup
 from tltk.recipe import BackboneConfig
-
-
-def _groups_cover_all_weights(bb) -> None:
-    grouped = [id(la) for layers in bb.groups.values() for la in layers]
-    assert len(grouped) == len(set(grouped))
-    weighted = {id(la) for la in bb.model.layers if la.weights}
-    assert weighted <= set(grouped)
 
 
 @pytest.mark.parametrize("size", [28, 32, 64])
@@ -23,7 +16,6 @@ def test_resnet20_builds_with_groups_and_a_spatial_map(size):
     for stage in ("block1", "block2", "block3"):
         assert all(la.name.startswith(f"{stage}_unit") for la in bb.groups[stage])
     assert [la.name for la in bb.groups["top"]] == ["top_bn", "top_relu", "top_pool"]
-    _groups_cover_all_weights(bb)
     # Three stages at strides 1, 2, 2: the last map is size/4, never 1x1 at these sizes.
     last_conv = bb.model.get_layer("block3_unit3_conv2")
     assert last_conv.output.shape[1] == -(-size // 4)
@@ -33,14 +25,18 @@ def test_resnet20_builds_with_groups_and_a_spatial_map(size):
     assert bns and all(la.momentum == 0.9 for la in bns)
 
 
-def test_presets_have_the_documented_depths():
-    rows = {r["name"]: r for r in list_backbones() if r["family"] == "small_resnet"}
+def test_presets_have_the_published_sizes():
+    rows = {
+        r["name"]: r for r in list_backbones(with_params=False) if r["family"] == "small_resnet"
+    }
     assert set(rows) == {"resnet8", "resnet20", "resnet56", "wide_resnet_16_4"}
     assert all(r["input_size"] == 32 for r in rows.values())
-    # Published CIFAR counts (without the 10-class head): resnet20 ~0.27M, resnet56 ~0.85M.
-    assert 0.26e6 < rows["resnet20"]["params"] < 0.28e6
-    assert 0.84e6 < rows["resnet56"]["params"] < 0.87e6
-    assert rows["wide_resnet_16_4"]["params"] > 2.5e6
+    params = {name: lookup(name).build(None).model.count_params() for name in rows}
+    # Published CIFAR counts (without the 10-class head): resnet20 ~0.27M, resnet56 ~0.85M,
+    # WRN-16-4 ~2.7M.
+    assert 0.26e6 < params["resnet20"] < 0.28e6
+    assert 0.84e6 < params["resnet56"] < 0.87e6
+    assert 2.7e6 < params["wide_resnet_16_4"] < 2.8e6
 
 
 def test_weights_round_trip_through_file_and_run_folder(tmp_path):

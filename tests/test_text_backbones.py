@@ -27,7 +27,7 @@ def bert_dir(tmp_path_factory):
 
 def bert(bert_dir, **kw):
     cfg = BackboneConfig(name=str(bert_dir), weights=kw.pop("weights", None), **kw)
-    return build_backbone(cfg, task="text")
+    return build_backbone(cfg, modality="text")
 
 
 def tokens(backbone, sentences=SENTENCES):
@@ -117,14 +117,14 @@ def test_lora_can_learn_again_after_a_weights_reload(bert_dir, tmp_path):
 @pytest.mark.parametrize("lora_rank", [None, 2])
 def test_save_and_restore_round_trips(bert_dir, tmp_path, lora_rank):
     cfg = BackboneConfig(name=str(bert_dir), weights=None, sequence_length=10, lora_rank=lora_rank)
-    backbone = build_backbone(cfg, task="text")
+    backbone = build_backbone(cfg, modality="text")
     task = build_model(backbone, HeadConfig(dropout=0.0), 3)
     ph.set_trainable(task.groups, ph.trainable_groups("all", task.backbone_groups), "frozen")
     _fit_one_step(task, tokens(backbone))
     task.model.save_weights(str(tmp_path / "model.weights.h5"))
     save_text_assets(backbone, tmp_path)
     assert (tmp_path / "text_backbone" / "backbone.lora.h5").is_file() == bool(lora_rank)
-    restored = load_text_backbone(cfg, tmp_path)
+    restored = load_text_backbone(tmp_path)
     again = build_model(restored, HeadConfig(dropout=0.0), 3)
     again.model.load_weights(str(tmp_path / "model.weights.h5"))
     x = tokens(restored)
@@ -139,7 +139,7 @@ def test_save_and_restore_round_trips(bert_dir, tmp_path, lora_rank):
 def test_rnn_vocabulary_from_train_only_and_restored(tmp_path):
     train = [t for t, _ in texts(4)]
     cfg = BackboneConfig(name="text_rnn", sequence_length=6, kwargs={"rnn": "gru", "units": 4})
-    backbone = build_backbone(cfg, task="text", train_texts=train)
+    backbone = build_backbone(cfg, modality="text", train_texts=train)
     vocabulary = backbone.preprocessor.get_vocabulary()
     assert set(vocabulary[2:]) == {w for t in train for w in t.split()}
     ids = backbone.preprocessor(tf.constant(["game zebra"])).numpy()[0]
@@ -148,7 +148,7 @@ def test_rnn_vocabulary_from_train_only_and_restored(tmp_path):
     task = build_model(backbone, HeadConfig(dropout=0.0), 3)
     task.model.save_weights(str(tmp_path / "model.weights.h5"))
     save_text_assets(backbone, tmp_path)
-    restored = load_text_backbone(cfg, tmp_path)
+    restored = load_text_backbone(tmp_path)
     assert restored.preprocessor.get_vocabulary() == vocabulary
     again = build_model(restored, HeadConfig(dropout=0.0), 3)
     again.model.load_weights(str(tmp_path / "model.weights.h5"))
@@ -166,17 +166,17 @@ def test_remote_preset_offline_fails_within_seconds(monkeypatch):
     monkeypatch.setattr(tltk.net, "reachable", lambda host, port=443, timeout=3.0: False)
     start = time.monotonic()
     with pytest.raises(ConnectionError, match="huggingface.co.*local folder"):
-        build_backbone(BackboneConfig(name="hf://someone/bert-model"), task="text")
+        build_backbone(BackboneConfig(name="hf://someone/bert-model"), modality="text")
     with pytest.raises(ConnectionError, match="kaggle"):
-        build_backbone(BackboneConfig(name="bert_tiny_en_uncased"), task="text")
+        build_backbone(BackboneConfig(name="bert_tiny_en_uncased"), modality="text")
     assert time.monotonic() - start < 10
 
 
 def test_unknown_and_image_names_are_clear_errors():
     with pytest.raises(BackboneError, match="not a text backbone"):
-        build_backbone(BackboneConfig(name="no_such_model"), task="text")
+        build_backbone(BackboneConfig(name="no_such_model"), modality="text")
     with pytest.raises(BackboneError, match="image backbone"):
-        build_backbone(BackboneConfig(name="mobilenet_v3_small"), task="text")
+        build_backbone(BackboneConfig(name="mobilenet_v3_small"), modality="text")
 
 
 def test_real_minilm_folder_through_the_same_path():
@@ -184,7 +184,7 @@ def test_real_minilm_folder_through_the_same_path():
     cfg = BackboneConfig(
         name=str(minilm.get_model_path()), sequence_length=16, kwargs={"pooling": "mean"}
     )
-    backbone = build_backbone(cfg, task="text")
+    backbone = build_backbone(cfg, modality="text")
     x = tokens(backbone, ["a puzzle game", "an email client"])
     assert x["token_ids"].shape == (2, 16)
     assert list(backbone.groups) == ["embeddings"] + [f"layer_{i}" for i in range(6)]

@@ -28,7 +28,7 @@ def bert_dir(tmp_path_factory):
 @pytest.mark.slow
 def test_serving_default_on_raw_strings_matches_the_keras_model(bert_dir, tmp_path):
     cfg = BackboneConfig(name=str(bert_dir), weights=None, sequence_length=12)
-    backbone = build_backbone(cfg, task="text")
+    backbone = build_backbone(cfg, modality="text")
     model = build_model(backbone, HeadConfig(), len(CLASSES)).model
     result = export_text_model(
         model,
@@ -62,7 +62,7 @@ def _recipe(tmp_path, backbone: dict, **extra) -> dict:
     data = write_csv(tmp_path / "texts.csv", texts(8))
     return {
         "name": "tiny_text",
-        "task": "text",
+        "modality": "text",
         "data": {"source": "text", "path": str(data), "val_fraction": 0.15, "test_fraction": 0.2},
         "backbone": backbone,
         "phases": [

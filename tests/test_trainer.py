@@ -36,6 +36,7 @@ def tiny_recipe(tmp_path, **extra):
     return recipe
 
 
+@pytest.mark.slow
 def test_train_returns_model_history_metrics_and_writes_the_run(tmp_path):
     result = tltk.train(tiny_recipe(tmp_path))
     run = result.run_dir
@@ -46,7 +47,7 @@ def test_train_returns_model_history_metrics_and_writes_the_run(tmp_path):
     lr = history["learning_rate"]
     assert lr[:2] == pytest.approx([0.01, 0.01])
     assert 0.001 >= lr[2] > lr[3] > lr[4] > lr[5] > 0
-    assert all(0 <= a <= 1 for a in history["val_accuracy"] + history["accuracy"])
+    assert len(history["accuracy"]) == len(history["val_accuracy"]) == 6
     state = json.loads((run / "state.json").read_text())
     assert [(p["start_epoch"], p["end_epoch"]) for p in state["phases"]] == [(0, 2), (2, 6)]
     assert state["finished"]
@@ -69,7 +70,10 @@ def test_train_returns_model_history_metrics_and_writes_the_run(tmp_path):
     assert all(Path(r["example"]).parent.name == r["label"] for r in rows)
     assert len({r["example"] for r in rows}) == len(rows)
     metrics = json.loads((run / "metrics.json").read_text())
-    assert metrics["n"] == result.metrics["n"] > 0 and 0 <= metrics["accuracy"] <= 1
+    assert metrics == result.metrics and metrics["n"] == len(result.data.splits["test"]) > 0
+    assert metrics["accuracy"] == pytest.approx(
+        sum(row["support"] * row["recall"] for row in metrics["per_class"].values()) / metrics["n"]
+    )  # the headline accuracy is the per-class recalls weighted by support
     assert (run.parent / "latest").resolve() == run.resolve()
     # The resolved recipe is written with the run and loads back as the same recipe.
     assert tltk.load_recipe(run / "recipe.yaml").phases[1].train == "top:1"
@@ -84,6 +88,7 @@ def test_train_returns_model_history_metrics_and_writes_the_run(tmp_path):
     assert _files(run) == before
 
 
+@pytest.mark.slow
 def test_frozen_phase_keeps_backbone_and_bn_statistics(tmp_path):
     recipe = tiny_recipe(tmp_path)
     recipe["phases"] = [{"name": "head", "train": "head", "epochs": 2, "learning_rate": 0.01}]
@@ -167,6 +172,7 @@ def test_killed_run_resumes_at_the_same_phase_and_epoch(tmp_path):
 
 def test_bad_phase_group_is_a_clear_error(tmp_path):
     recipe = tiny_recipe(tmp_path)
+    recipe["phases"][0]["epochs"] = 0  # the error comes when phase 1 is compiled
     recipe["phases"][1]["train"] = ["blokc4"]
     with pytest.raises(ValueError, match=r"phases\[1\]\.train: unknown group 'blokc4'.*'block4'"):
         tltk.train(recipe)

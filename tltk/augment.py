@@ -8,14 +8,9 @@ Order: the policy's layers, then `cfg.layers` in order, then MixUp/CutMix on the
 {"images", "labels"} batch. With both MixUp and CutMix on, each batch gets exactly one of them,
 chosen by a seeded coin (probability 0.5 each, as timm's `switch_prob`).
 
-Measured with Keras 3.15 in tf.data graph mode (tests/test_augment.py):
-- every named policy, MixUp, CutMix and keras_cv.RandomCutout run inside `Dataset.map`;
-- the same seed gives the same batches, but only when the map runs sequentially
-  (`num_parallel_calls=None`): the layers keep their random state in variables that parallel
-  calls advance in a racy order;
-- `AugMix` picks its operations with Python's `random` while the map function is traced, so the
-  chain of operations is fixed for the whole run (only magnitudes and mixing weights vary per
-  batch) and does not follow the seed.
+Every named policy, MixUp, CutMix and keras_cv.RandomCutout run inside `Dataset.map`. The
+same seed gives the same batches only when the map runs sequentially, and `AugMix`'s chain of
+operations does not follow the seed (docs/MEASURED.md says why).
 """
 
 from __future__ import annotations

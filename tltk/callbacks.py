@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import csv
 import io
+from collections.abc import Callable
 from pathlib import Path
 
 import keras
@@ -12,7 +13,7 @@ import numpy as np
 from tltk.callback_state import CallbackState
 from tltk.data.pipeline import predict_unpadded
 from tltk.io import atomic_write_text
-from tltk.recipe import PhaseConfig, Recipe
+from tltk.recipe import CallbacksConfig, PhaseConfig, Recipe
 from tltk.runs import Run, TrainingDiverged
 
 
@@ -133,30 +134,16 @@ class HistoryCSVLogger(keras.callbacks.CSVLogger):
             writer.writerows(row + [""] * len(new) for row in rows[1:])
             self.csv_file.close()
             atomic_write_text(path, out.getvalue())
-            self.csv_file = open(path, "a")  # noqa: SIM115  (closed by on_train_end)
+            self.csv_file = open(path, "a")  # closed by on_train_end
             self.append_header = False
         return header + new
 
 
-def phase_callbacks(
-    recipe: Recipe,
-    run: Run,
-    index: int,
-    phase: PhaseConfig,
-    *,
-    validation: ValidationMetrics | None,
+def _monitoring(
+    cfg: CallbacksConfig, phase: PhaseConfig, monitor: Callable[[str], str]
 ) -> list[keras.callbacks.Callback]:
-    """Fresh callback objects for one phase, so patience and best values restart cleanly.
-    `validation` (if any) comes first, so every other callback sees its `val_*` values."""
-    cfg = recipe.train.callbacks
-    has_val = validation is not None
-
-    def monitor(name: str) -> str:
-        return name if has_val or not name.startswith("val_") else name[4:]
-
-    out: list[keras.callbacks.Callback] = [validation] if has_val else []
-    if cfg.terminate_on_nan:
-        out.append(DivergenceGuard(phase.name or f"phase{index}"))
+    """Early stopping, and LR reduction on a plateau in a phase without a schedule."""
+    out: list[keras.callbacks.Callback] = []
     if cfg.early_stopping is not None:
         es = cfg.early_stopping
         out.append(
@@ -179,6 +166,29 @@ def phase_callbacks(
                 verbose=1,
             )
         )
+    return out
+
+
+def phase_callbacks(
+    recipe: Recipe,
+    run: Run,
+    index: int,
+    phase: PhaseConfig,
+    *,
+    validation: ValidationMetrics | None,
+) -> list[keras.callbacks.Callback]:
+    """Fresh callback objects for one phase, so patience and best values restart cleanly.
+    `validation` (if any) comes first, so every other callback sees its `val_*` values."""
+    cfg = recipe.train.callbacks
+    has_val = validation is not None
+
+    def monitor(name: str) -> str:
+        return name if has_val or not name.startswith("val_") else name[4:]
+
+    out: list[keras.callbacks.Callback] = [validation] if has_val else []
+    if cfg.terminate_on_nan:
+        out.append(DivergenceGuard(phase.name or f"phase{index}"))
+    out += _monitoring(cfg, phase, monitor)
     if cfg.checkpoint:
         out.append(
             keras.callbacks.ModelCheckpoint(

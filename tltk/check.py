@@ -17,20 +17,20 @@ HUB_URI_PREFIXES = ("hf://", "kaggle://")
 
 def check_recipe(recipe: Recipe) -> None:
     """Raise a tltk error (a ValueError) naming the first recipe key whose name does not exist."""
-    check_backbone_name(recipe.backbone.name, task=recipe.task)
+    check_backbone_name(recipe.backbone.name, modality=recipe.modality)
 
 
-def check_backbone_name(name: str, *, task: str = "image") -> None:
-    """Raise BackboneError, with close matches, unless `name` can be built for `task`."""
+def check_backbone_name(name: str, *, modality: str = "image") -> None:
+    """Raise BackboneError, with close matches, unless `name` can be built for `modality`."""
     from tltk.backbones.base import BackboneError, lookup, unknown_name_error
 
     spec = lookup(name)
     if spec is not None:
-        if (spec.family == "text") != (task == "text"):
-            kind = "a text" if spec.family == "text" else "an image"
+        if spec.modality != modality:
             raise BackboneError(
-                f"backbone.name: {name!r} is {kind} backbone, and this recipe's task is "
-                f"{task}; `tltk backbones` lists each name's family"
+                f"backbone.name: {name!r} is {_article(spec.modality)} {spec.modality} backbone, "
+                f"and this recipe's modality is {modality}; `tltk backbones` lists each name's "
+                "family"
             )
         return
     if name.startswith(HUB_URI_PREFIXES):
@@ -53,3 +53,7 @@ def check_backbone_name(name: str, *, task: str = "image") -> None:
     presets = keras_hub.models.Backbone.presets
     if name not in presets:
         raise unknown_name_error(name, extra=sorted(presets))
+
+
+def _article(word: str) -> str:
+    return "an" if word[:1] in "aeiou" else "a"

@@ -93,8 +93,9 @@ def cmd_backbones(args: argparse.Namespace) -> int:
     print(f"{'name':22} {'family':16} {'input':>5} {'params':>12}  groups")
     for r in rows:
         params = f"{r['params']:,}" if "params" in r else "-"
+        size = r.get("input_size", "-")  # a text backbone has no image size
         groups = " ".join(r.get("groups", []))
-        print(f"{r['name']:22} {r['family']:16} {r['input_size']:>5} {params:>12}  {groups}")
+        print(f"{r['name']:22} {r['family']:16} {size:>5} {params:>12}  {groups}")
     print("\nAlso accepted: any KerasHub preset (built-in name, hf://, kaggle://, local folder).")
     return 0
 
@@ -121,25 +122,33 @@ def build_parser() -> argparse.ArgumentParser:
     def command(name: str, **kwargs) -> argparse.ArgumentParser:
         return sub.add_parser(name, parents=[common], **kwargs)
 
-    def with_set(sp):
-        sp.add_argument(
-            "--set",
-            action="append",
-            default=[],
-            metavar="KEY=VALUE",
-            help="override a recipe key, e.g. --set train.batch_size=64 (repeatable)",
-        )
+    _add_run_commands(command)
+    _add_model_commands(command)
+    return p
 
+
+def _with_set(sp: argparse.ArgumentParser) -> None:
+    sp.add_argument(
+        "--set",
+        action="append",
+        default=[],
+        metavar="KEY=VALUE",
+        help="override a recipe key, e.g. --set train.batch_size=64 (repeatable)",
+    )
+
+
+def _add_run_commands(command) -> None:
+    """train, check, evaluate, export: commands on a recipe or a run."""
     sp = command("train", help="train a recipe (resumes an unfinished run of the same recipe)")
     sp.add_argument("recipe")
-    with_set(sp)
+    _with_set(sp)
     sp.add_argument("--run-dir", help="use or resume this run folder")
     sp.add_argument("--new", action="store_true", help="start a new run even if one can be resumed")
     sp.set_defaults(func=cmd_train, tensorflow=True)
 
     sp = command("check", help="validate a recipe and print it fully resolved")
     sp.add_argument("recipe")
-    with_set(sp)
+    _with_set(sp)
     sp.set_defaults(func=cmd_check)
 
     sp = command("lr-find", help="the learning-rate range test of a phase: a plot and a rate")
@@ -147,7 +156,7 @@ def build_parser() -> argparse.ArgumentParser:
     sp.add_argument("--phase", type=int, default=0, help="the phase's index, from 0 (default 0)")
     sp.add_argument("--steps", type=int, help="batches (default 3 epochs' worth, 50..200)")
     sp.add_argument("--out", help="the plot (PNG; a .json of the curve goes beside it)")
-    with_set(sp)
+    _with_set(sp)
     sp.set_defaults(func=cmd_lr_find, tensorflow=True)
 
     sp = command("evaluate", help="re-evaluate a run on a split or on a folder of data")
@@ -163,6 +172,9 @@ def build_parser() -> argparse.ArgumentParser:
     sp.add_argument("--dir", help="export root (default: the recipe's, saved_models)")
     sp.set_defaults(func=cmd_export, tensorflow=True)
 
+
+def _add_model_commands(command) -> None:
+    """predict, backbones, data: commands on an export, the registry, datasets."""
     sp = command("predict", help="top-k labels from an exported SavedModel")
     sp.add_argument(
         "model_dir", help="saved_models/NAME (newest version) or saved_models/NAME/VERSION"
@@ -185,7 +197,6 @@ def build_parser() -> argparse.ArgumentParser:
     sp.add_argument("root")
     sp.add_argument("--per-class", type=int, help="keep this many images per class and split")
     sp.set_defaults(func=cmd_data, tensorflow=True)
-    return p
 
 
 def main(argv: list[str] | None = None) -> int:

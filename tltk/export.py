@@ -9,7 +9,8 @@ Layout (TF Serving loads NAME/VERSION/ and ignores `assets.extra/`):
         assets.extra/model_card.json   the trainer's card (recipe, metrics, data) + signatures,
         assets.extra/model_card.md     library versions, export time, parity result
 
-Signatures of an image model (S = the model's image size):
+The signatures are the modality's preprocessor's `endpoints` (tltk/modalities/), each the
+preprocessing of training followed by the model. An image model's (S = its image size):
 
     serving_default(image_bytes: string [N])            encoded JPEG/PNG/BMP/GIF, decoded with
                                                         `tltk.data.decode_image` like in training
@@ -40,14 +41,13 @@ a server running as another user can read them.
 from __future__ import annotations
 
 import re
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import TYPE_CHECKING, NamedTuple
+from typing import TYPE_CHECKING
 
 import tensorflow as tf
 
-from tltk.data.decode import decode_image, resize_image
 from tltk.heads import HEAD_TYPES, get_head
 from tltk.io import atomic_write_json, atomic_write_text
 from tltk.model_card import RESERVED_KEYS, build_card, card_markdown, parity_text
@@ -63,6 +63,8 @@ from tltk.versions import (  # noqa: F401  (version_dirs, next_version: tltk.exp
 
 if TYPE_CHECKING:
     import keras
+
+    from tltk.modalities.base import Endpoint, Preprocessor
 
 EXTRA_DIR = "assets.extra"
 META_FILE = "tltk.json"
@@ -81,126 +83,64 @@ class ExportResult:
     """Stale temporary folders of killed exports removed from EXPORT_ROOT/NAME first."""
 
 
-class Endpoint(NamedTuple):
-    """One serving signature: `fn(batch) -> model output` for inputs matching `spec`."""
+def export_model(
+    model: keras.Model,
+    preprocessor: Preprocessor,
+    *,
+    class_names: list[str],
+    export_root: str | Path,
+    name: str,
+    version: int | None = None,
+    task: str = "classification",
+    card: dict | None = None,
+    parity_inputs: Sequence[bytes | str] | None = None,
+) -> ExportResult:
+    """Write `model` to EXPORT_ROOT/NAME/VERSION with `preprocessor` (the modality's, see
+    tltk/modalities/) inside its signatures, so that they take raw examples.
 
-    fn: Callable[[tf.Tensor], tf.Tensor]
-    spec: tf.TensorSpec
-    doc: str
+    With `parity_inputs` (raw examples as `serving_default` takes them), the written
+    SavedModel is run in a fresh TensorFlow-only process (with the preprocessor's `imports`)
+    and must match the Keras model to 1e-4, else ParityError and no version folder appears.
+    An existing version is never overwritten (FileExistsError).
+    """
+    track = preprocessor.tracked()  # first: a tokenizer is built before it is traced
+    meta = {"kind": preprocessor.kind, "task": task, "class_names": list(class_names)}
+    return _export(
+        model,
+        preprocessor.endpoints(model),
+        meta={**meta, **preprocessor.export_meta()},
+        export_root=export_root,
+        name=name,
+        version=version,
+        card=card,
+        parity_inputs=parity_inputs,
+        imports=preprocessor.imports,
+        track=track,
+    )
 
 
 def export_image_model(
-    model: keras.Model,
-    *,
-    class_names: list[str],
-    image_size: int,
-    export_root: str | Path,
-    name: str,
-    version: int | None = None,
-    task: str = "classification",
-    card: dict | None = None,
-    parity_inputs: list[bytes] | None = None,
+    model: keras.Model, *, image_size: int, parity_inputs: list[bytes] | None = None, **kwargs
 ) -> ExportResult:
-    """Write `model` (float32 images [N, S, S, 3] in 0-255 -> scores) to EXPORT_ROOT/NAME/VERSION.
+    """`export_model` for a model taking float32 images [N, S, S, 3] in 0-255, S = image_size:
+    `serving_default` takes encoded images, `serve_images` pixels of any size. `kwargs`:
+    those of `export_model` (class_names, export_root, name, ...)."""
+    from tltk.modalities.image import ImagePreprocessor
 
-    With `parity_inputs` (encoded images), the written SavedModel is run in a fresh
-    TensorFlow-only process and must match `model.predict` to 1e-4, else ParityError and no
-    version folder appears. An existing version is never overwritten (FileExistsError).
-    """
-    pixels = tf.TensorSpec([image_size, image_size, 3], tf.float32)
-
-    def from_bytes(encoded: tf.Tensor) -> tf.Tensor:
-        images = tf.map_fn(
-            lambda e: decode_image(e, image_size), encoded, fn_output_signature=pixels
-        )
-        return model(images, training=False)
-
-    def from_images(images: tf.Tensor) -> tf.Tensor:
-        return model(resize_image(images, image_size), training=False)
-
-    endpoints = {
-        "serving_default": Endpoint(
-            from_bytes,
-            tf.TensorSpec([None], tf.string, name="image_bytes"),
-            "string [N]: encoded JPEG/PNG/BMP/GIF images (gray and RGBA become RGB, a GIF's "
-            f"first frame), decoded and resized to {image_size}x{image_size} as in training",
-        ),
-        "serve_images": Endpoint(
-            from_images,
-            tf.TensorSpec([None, None, None, 3], tf.float32, name="images"),
-            f"float32 [N, H, W, 3]: RGB pixels in 0-255, any H and W (resized to {image_size})",
-        ),
-    }
-    return _export(
-        model,
-        endpoints,
-        meta={
-            "kind": "image",
-            "task": task,
-            "class_names": list(class_names),
-            "image_size": image_size,
-        },
-        export_root=export_root,
-        name=name,
-        version=version,
-        card=card,
-        parity_inputs=parity_inputs,
-    )
+    return export_model(model, ImagePreprocessor(image_size), parity_inputs=parity_inputs, **kwargs)
 
 
 def export_text_model(
-    model: keras.Model,
-    *,
-    preprocessor,
-    class_names: list[str],
-    export_root: str | Path,
-    name: str,
-    version: int | None = None,
-    task: str = "classification",
-    card: dict | None = None,
-    parity_inputs: list[str] | None = None,
+    model: keras.Model, *, preprocessor, parity_inputs: list[str] | None = None, **kwargs
 ) -> ExportResult:
-    """Write a text model (token inputs -> scores) with its tokenizer inside, so that
-    `serving_default(texts: string [N])` takes raw UTF-8 strings; outputs as for images.
+    """`export_model` for a text model (token inputs -> scores) whose `preprocessor` (a KerasHub
+    TextClassifierPreprocessor or a TextVectorization layer) maps strings to its inputs:
+    `serving_default(texts: string [N])` takes raw UTF-8 strings. `kwargs`: as
+    `export_image_model`."""
+    from tltk.modalities.text import TextPreprocessor
 
-    `preprocessor` maps a batch of strings to the model's inputs (a KerasHub
-    TextClassifierPreprocessor or a TextVectorization layer). A process that loads the model
-    needs `import tensorflow_text` first (its tokenizer ops); tltk.json lists it under "imports"
-    and the parity child imports exactly tensorflow and tensorflow_text.
-    """
-    if not preprocessor.built:  # ExportArchive tracks built layers only
-        preprocessor(tf.constant([""]))
-
-    def from_texts(texts: tf.Tensor) -> tf.Tensor:
-        return model(preprocessor(texts), training=False)
-
-    length = getattr(preprocessor, "sequence_length", None) or preprocessor.get_config().get(
-        "output_sequence_length"
-    )
-    endpoints = {
-        "serving_default": Endpoint(
-            from_texts,
-            tf.TensorSpec([None], tf.string, name="texts"),
-            f"string [N]: raw UTF-8 texts, tokenized inside the model as in training (at most "
-            f"{length} tokens each; longer texts are cut)",
-        )
-    }
-    return _export(
-        model,
-        endpoints,
-        meta={
-            "kind": "text",
-            "task": task,
-            "class_names": list(class_names),
-            "sequence_length": length,
-        },
-        export_root=export_root,
-        name=name,
-        version=version,
-        card=card,
-        parity_inputs=parity_inputs,
-        imports=("tensorflow", "tensorflow_text"),
-        track=(preprocessor,),
+    return export_model(
+        model, TextPreprocessor(preprocessor), parity_inputs=parity_inputs, **kwargs
     )
 
 
@@ -217,7 +157,7 @@ def _export(
     imports: Sequence[str] = ("tensorflow",),
     track: Sequence = (),
 ) -> ExportResult:
-    """The one export mechanism; image and text exports differ only in endpoints and meta.
+    """The one export mechanism; modalities differ only in endpoints, meta and imports.
 
     `meta` (kind, task, class_names, ...) goes to tltk.json. `imports`: the modules a process
     needs to load the model (text: also "tensorflow_text"). `track`: objects the endpoints use

@@ -21,7 +21,7 @@ from tltk.callback_state import backed_up_epoch
 from tltk.callbacks import TrainingDiverged, ValidationMetrics, phase_callbacks
 from tltk.data import LabelledData
 from tltk.data.pipeline import batches_per_pass
-from tltk.io import atomic_write_json, atomic_write_text
+from tltk.io import atomic_write_json, atomic_write_text, save_weights_atomic
 from tltk.log import say as _say
 from tltk.model import TaskModel
 from tltk.plots import plot_lr_find
@@ -244,13 +244,6 @@ def _check_finite(model: keras.Model, phase_name: str) -> None:
                 "nothing of this phase was saved. Try a lower learning_rate, "
                 "train.global_clipnorm: 1.0, and train.precision: float32."
             )
-
-
-def save_weights_atomic(model: keras.Model, path: Path) -> None:
-    """`model.save_weights` to a temporary file beside `path`, renamed into place."""
-    tmp = path.with_name(f".{path.stem}.tmp.weights.h5")
-    model.save_weights(str(tmp))
-    tmp.replace(path)
 
 
 def phase_weights(run: Run, index: int) -> Path:

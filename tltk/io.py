@@ -179,3 +179,11 @@ def _alive(pid: int) -> bool:
     except PermissionError:  # exists, owned by another user
         return True
     return True
+
+
+def save_weights_atomic(model, path: Path) -> None:
+    """`model.save_weights` to a temporary file beside `path`, renamed into place (Keras wants
+    the temporary's name to end in .weights.h5 too)."""
+    tmp = path.with_name(f".{path.stem}.tmp.weights.h5")
+    model.save_weights(str(tmp))
+    tmp.replace(path)

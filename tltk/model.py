@@ -26,19 +26,12 @@ class TaskModel:
 def build_model(
     backbone: Backbone, head: HeadConfig, num_outputs: int, *, name: str = "tltk"
 ) -> TaskModel:
-    """Images float32 [N,S,S,3] in 0..255 (or the text backbone's token inputs) -> scores.
+    """The backbone's inputs (images float32 [N,S,S,3] in 0..255, or a text backbone's token
+    inputs) -> scores.
 
-    The backbone's normalisation is inside the model, so exported models take raw pixels.
+    An image backbone's normalisation is inside the model, so exported models take raw pixels.
     """
-    if backbone.image_size is not None:
-        inputs = keras.Input((backbone.image_size, backbone.image_size, 3), name="images")
-        x = inputs
-        for layer in backbone.normalization:
-            x = layer(x)
-        features = backbone.model(x)
-    else:
-        inputs = backbone.model.input
-        features = backbone.model.output
+    inputs, features = backbone.inputs_and_features()
     outputs = build_head(features, head, num_outputs)
     model = keras.Model(inputs, outputs, name=name)
     head_layers = [la for la in model.layers if la.name.startswith(HEAD_PREFIX)]

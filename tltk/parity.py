@@ -77,6 +77,35 @@ class ParityError(RuntimeError):
     """The exported model does not reproduce the Keras model (or could not be run alone)."""
 
 
+def _run_child(request: dict, tmp: Path, model_dir: str | Path) -> np.ndarray:
+    """Run `_CHILD` on `request` in a fresh process inside `tmp`; the outputs it saved."""
+    request_path = tmp / "request.json"
+    request_path.write_text(json.dumps(request))
+    env = {**os.environ, "CUDA_VISIBLE_DEVICES": "-1"}
+    env.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+    try:
+        proc = subprocess.run(
+            [sys.executable, "-c", _CHILD, str(request_path)],
+            cwd=tmp,  # not the user's folder: nothing there is importable by accident
+            env=env,
+            capture_output=True,
+            text=True,
+            timeout=CHILD_TIMEOUT_S,
+        )
+    except subprocess.TimeoutExpired:
+        raise ParityError(
+            f"parity check: the fresh TensorFlow process did not finish in {CHILD_TIMEOUT_S} s"
+        ) from None
+    out = Path(request["out"])
+    if proc.returncode != 0 or not out.is_file():
+        tail = "\n".join(proc.stderr.strip().splitlines()[-15:])
+        raise ParityError(
+            f"parity check: loading {model_dir} in a fresh TensorFlow-only process failed "
+            f"(exit code {proc.returncode}):\n{tail}"
+        )
+    return np.load(out)
+
+
 def check_parity(
     model_dir: str | Path,
     inputs: Sequence[bytes | str],
@@ -113,30 +142,7 @@ def check_parity(
             "out": str(out),
             "batch": _BATCH,
         }
-        request_path = Path(tmp) / "request.json"
-        request_path.write_text(json.dumps(request))
-        env = {**os.environ, "CUDA_VISIBLE_DEVICES": "-1"}
-        env.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
-        try:
-            proc = subprocess.run(
-                [sys.executable, "-c", _CHILD, str(request_path)],
-                cwd=tmp,  # not the user's folder: nothing there is importable by accident
-                env=env,
-                capture_output=True,
-                text=True,
-                timeout=CHILD_TIMEOUT_S,
-            )
-        except subprocess.TimeoutExpired:
-            raise ParityError(
-                f"parity check: the fresh TensorFlow process did not finish in {CHILD_TIMEOUT_S} s"
-            ) from None
-        if proc.returncode != 0 or not out.is_file():
-            tail = "\n".join(proc.stderr.strip().splitlines()[-15:])
-            raise ParityError(
-                f"parity check: loading {model_dir} in a fresh TensorFlow-only process failed "
-                f"(exit code {proc.returncode}):\n{tail}"
-            )
-        got = np.load(out)
+        got = _run_child(request, Path(tmp), model_dir)
     if got.shape != expected.shape:
         raise ParityError(
             f"parity check: the SavedModel's {output_key!r} has shape {got.shape}, "

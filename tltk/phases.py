@@ -8,6 +8,7 @@ from functools import cache
 
 import keras
 
+from tltk.compat import sublayers, variable_index
 from tltk.recipe import PhaseConfig
 
 _OPTIMIZERS = {
@@ -80,13 +81,12 @@ def set_trainable(
     """
     for name, layers in groups.items():
         on = name == "head" or name in train
+        freeze_bn = on and batchnorm == "frozen"
         for layer in layers:
             layer.trainable = on
-            if on and batchnorm == "frozen":
-                for sub in layer._flatten_layers():
-                    if isinstance(sub, keras.layers.BatchNormalization):
-                        sub.trainable = False
-            for sub in layer._flatten_layers():
+            for sub in sublayers(layer):
+                if freeze_bn and isinstance(sub, keras.layers.BatchNormalization):
+                    sub.trainable = False
                 if getattr(sub, "lora_enabled", False):
                     _lora_only(sub, on)
 
@@ -148,7 +148,7 @@ def _with_multipliers(base: type) -> type:
             self._factors = [self._multipliers.get(v.path, 1.0) for v in variables]
 
         def update_step(self, gradient, variable, learning_rate):
-            f = self._factors[self._get_variable_index(variable)]
+            f = self._factors[variable_index(self, variable)]
             if f != 1.0:
                 learning_rate = keras.ops.cast(learning_rate, variable.dtype) * f
             return super().update_step(gradient, variable, learning_rate)

@@ -23,12 +23,16 @@ from pathlib import Path
 from tltk.errors import TltkError
 from tltk.io import atomic_write_json, atomic_write_text
 from tltk.recipe import Recipe
+from tltk.recipe.schema import DEPRECATED_MODALITY_KEY
 
 
 def fingerprint(recipe: Recipe) -> str:
     """What identifies 'the same run': the resolved recipe, minus how verbose it prints."""
     data = recipe.model_dump(mode="json")
     data["train"].pop("verbose", None)
+    # Hashed under its old key, so an unfinished run started before `task` became `modality`
+    # is still found and resumed (the keys are sorted: the position does not matter).
+    data[DEPRECATED_MODALITY_KEY] = data.pop("modality")
     return hashlib.sha256(json.dumps(data, sort_keys=True).encode()).hexdigest()[:16]
 
 

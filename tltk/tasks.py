@@ -1,8 +1,9 @@
-"""What differs between image and text runs, behind one set of functions the trainer calls.
+"""One set of functions the trainer, evaluation and export call for any run.
 
-What differs between task types (classification, multilabel, regression) is asked of the
-recipe's `HeadSpec` (`head(recipe)`, see tltk/heads/). Everything else (phases, callbacks,
-strategy, evaluation, export mechanics) is shared.
+What differs between modalities (image, text) is asked of the recipe's `Modality`
+(`modality(recipe)`, see tltk/modalities/); what differs between task types (classification,
+multilabel, regression) of its `HeadSpec` (`head(recipe)`, see tltk/heads/). Everything else
+(phases, callbacks, strategy, evaluation, export mechanics) is shared.
 """
 
 from __future__ import annotations
@@ -13,13 +14,19 @@ from pathlib import Path
 import keras
 import tensorflow as tf
 
-from tltk.backbones import build_backbone
 from tltk.data import LabelledData
 from tltk.data.pipeline import predict_unpadded
 from tltk.heads import get_head
 from tltk.heads.base import HeadSpec
+from tltk.modalities import get_modality
+from tltk.modalities.base import Modality
 from tltk.model import TaskModel, build_model
 from tltk.recipe import HeadConfig, Recipe, load_recipe
+
+
+def modality(recipe: Recipe) -> Modality:
+    """The recipe's modality (`recipe.modality`): images or texts."""
+    return get_modality(recipe.modality)
 
 
 def head(recipe: Recipe) -> HeadSpec:
@@ -33,15 +40,9 @@ def head_config(recipe: Recipe) -> HeadConfig:
 
 
 def load_data(recipe: Recipe, *, report_path: Path | None = None) -> LabelledData:
-    kind = head(recipe).label_kind
-    kw = dict(seed=recipe.seed, multi_label=kind == "classes", regression=kind == "value")
-    if recipe.task == "text":
-        from tltk.data.text import load_text_data
-
-        return load_text_data(recipe.data, report_path=report_path, **kw)
-    from tltk.data import load_image_data
-
-    return load_image_data(recipe.data, report_path=report_path, **kw)
+    return modality(recipe).load_data(
+        recipe.data, seed=recipe.seed, label_kind=head(recipe).label_kind, report_path=report_path
+    )
 
 
 def num_outputs(recipe: Recipe, data: LabelledData) -> int:
@@ -55,10 +56,7 @@ def build_task_model(
     cfg = (
         recipe.backbone if weights is True else recipe.backbone.model_copy(update={"weights": None})
     )
-    if recipe.task == "text":
-        backbone = build_backbone(cfg, task="text", train_texts=data.splits["train"].examples)
-    else:
-        backbone = build_backbone(cfg, task="image")
+    backbone = modality(recipe).build_backbone(cfg, data.splits.get("train"))
     return build_model(backbone, head_config(recipe), num_outputs(recipe, data), name=recipe.name)
 
 
@@ -79,17 +77,14 @@ def pipeline(
     evaluation pads it (`predict_unpadded` slices the blanks off)."""
     from tltk.data import build_pipeline
 
-    augment = None
-    if training and recipe.task == "image":
-        from tltk.augment import build_augment
-
-        augment = build_augment(
-            recipe.augment, seed=recipe.seed, image_size=task_model.backbone.image_size
-        )
-    ds = build_pipeline(
+    kind, backbone = modality(recipe), task_model.backbone
+    augment = (
+        kind.augment(recipe.augment, seed=recipe.seed, backbone=backbone) if training else None
+    )
+    return build_pipeline(
         data.splits[split],
         num_classes=data.num_classes,
-        image_size=task_model.backbone.image_size,
+        preprocessor=kind.preprocessor(backbone),
         batch_size=batch,
         training=training,
         seed=recipe.seed,
@@ -99,11 +94,6 @@ def pipeline(
         remainder="keep" if replicas == 1 else ("drop" if training else "pad"),
         start_batch=start_batch,
     )
-    if recipe.task == "text":
-        from tltk.data.text import tokenize_pipeline
-
-        ds = tokenize_pipeline(ds, task_model.backbone)
-    return ds
 
 
 def class_weight(recipe: Recipe, data: LabelledData) -> dict[int, float] | None:
@@ -189,11 +179,9 @@ def evaluate(
 
 
 def save_run_assets(recipe: Recipe, task_model: TaskModel, run_dir: Path) -> None:
-    """Whatever besides weights a run needs to be rebuilt offline (text: the vocabulary)."""
-    if recipe.task == "text":
-        from tltk.backbones.text import save_text_assets
-
-        save_text_assets(task_model.backbone, run_dir)
+    """What the run folder keeps of the backbone besides the model's weights (images: its own
+    weights for transfer; text: what rebuilds it offline, e.g. the vocabulary)."""
+    modality(recipe).save_run_assets(recipe, task_model.backbone, run_dir)
 
 
 def load_run(run_dir: str | Path) -> tuple[Recipe, TaskModel, list[str]]:
@@ -202,15 +190,10 @@ def load_run(run_dir: str | Path) -> tuple[Recipe, TaskModel, list[str]]:
     recipe = load_recipe(run_dir / "recipe.yaml")
     class_names = json.loads((run_dir / "classes.json").read_text())
     shell = LabelledData(class_names=class_names, splits={}, multi_label=recipe.multi_label)
-    if recipe.task == "text":
-        from tltk.backbones.text import load_text_backbone
-
-        backbone = load_text_backbone(recipe.backbone, run_dir)
-        task_model = build_model(
-            backbone, head_config(recipe), num_outputs(recipe, shell), name=recipe.name
-        )
-    else:
-        task_model = build_task_model(recipe, shell, weights=False)
+    backbone = modality(recipe).restore_backbone(recipe.backbone, run_dir)
+    task_model = build_model(
+        backbone, head_config(recipe), num_outputs(recipe, shell), name=recipe.name
+    )
     task_model.model.load_weights(str(run_dir / "model.weights.h5"))
     return recipe, task_model, class_names
 
@@ -237,20 +220,13 @@ def export(
         task=recipe.head_type,
         card=card,
     )
-    if recipe.task == "text":
-        result = ex.export_text_model(
-            task_model.model,
-            preprocessor=task_model.backbone.preprocessor,
-            parity_inputs=[str(t) for t in test.examples[:n]] if n else None,
-            **common,
-        )
-    else:
-        result = ex.export_image_model(
-            task_model.model,
-            image_size=task_model.backbone.image_size,
-            parity_inputs=[_encoded(test, i) for i in range(min(n, len(test)))] if n else None,
-            **common,
-        )
+    kind = modality(recipe)
+    result = ex.export_model(
+        task_model.model,
+        kind.preprocessor(task_model.backbone),
+        parity_inputs=kind.serving_examples(test, n) if n else None,
+        **common,
+    )
     if result.parity is not None:
         print(
             "Parity (fresh TensorFlow-only process): "
@@ -258,10 +234,3 @@ def export(
             f"on {result.parity['n']} examples"
         )
     return result.path
-
-
-def _encoded(split, i: int) -> bytes:
-    item = split.examples[i]
-    if split.kind == "bytes":
-        return bytes(item)
-    return Path(str(item)).read_bytes()

@@ -22,8 +22,8 @@ from tltk import phases as ph
 from tltk import tasks
 from tltk.data import LabelledData
 from tltk.data.images import write_split_manifest
-from tltk.fitting import phase_weights, prepare, run_phase, save_weights_atomic, sync_phase_state
-from tltk.io import atomic_write_json
+from tltk.fitting import phase_weights, prepare, run_phase, sync_phase_state
+from tltk.io import atomic_write_json, save_weights_atomic
 from tltk.log import say as _say
 from tltk.model import TaskModel
 from tltk.plots import plot_learning_curves, read_history_csv
@@ -94,7 +94,7 @@ def _train(recipe: Recipe, run: Run) -> TrainResult:
     model.load_weights(str(phase_weights(run, len(phase_list) - 1)))
     _save_results(recipe, fit.task_model, run)
 
-    from tltk.evaluate import format_summary  # noqa: PLC0415
+    from tltk.evaluate import format_summary
 
     replicas = fit.strategy.num_replicas_in_sync
     metrics = tasks.evaluate(
@@ -117,8 +117,6 @@ def _train(recipe: Recipe, run: Run) -> TrainResult:
 
 def _save_results(recipe: Recipe, task_model: TaskModel, run: Run) -> None:
     save_weights_atomic(task_model.model, run.dir / "model.weights.h5")
-    if recipe.export.save_backbone and task_model.backbone.image_size is not None:
-        save_weights_atomic(task_model.backbone.model, run.dir / "backbone.weights.h5")
     tasks.save_run_assets(recipe, task_model, run.dir)
 
 
@@ -139,7 +137,7 @@ def _export(
 
 
 def _find_export(recipe: Recipe, run: Run) -> Path | None:
-    from tltk.export import version_dirs  # noqa: PLC0415
+    from tltk.export import version_dirs
 
     root = Path(recipe.export.dir) / (recipe.export.name or recipe.name)
     for _, folder in sorted(version_dirs(root).items()):

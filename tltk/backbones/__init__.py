@@ -1,4 +1,5 @@
-"""Backbones by name: keras.applications families and KerasHub presets, with named layer groups."""
+"""Backbones by name: keras.applications families, small-image ResNets, EfficientNet-Lite0,
+`text_rnn` and KerasHub presets (image and text), each with named layer groups."""
 
 from __future__ import annotations
 
@@ -12,8 +13,14 @@ from tltk.backbones.base import (
     Backbone,
     BackboneError,
     BackboneSpec,
-    register_backbone,
+    ImageBackbone,
+    ImageBackboneSpec,
+    PixelNormalization,
+    TextBackbone,
+    TextBackboneSpec,
+    lookup,
     registered,
+    set_bn_momentum,
     unknown_name_error,
 )
 from tltk.recipe import BackboneConfig
@@ -22,49 +29,63 @@ __all__ = [
     "Backbone",
     "BackboneError",
     "BackboneSpec",
+    "ImageBackbone",
+    "ImageBackboneSpec",
+    "PixelNormalization",
+    "TextBackbone",
+    "TextBackboneSpec",
     "build_backbone",
+    "build_image_backbone",
     "list_backbones",
-    "register_backbone",
+    "lookup",
+    "registered",
 ]
 
 
-def build_backbone(cfg: BackboneConfig, *, task: str = "image", train_texts=None) -> Backbone:
-    """Build the backbone a recipe names, with its weights, groups and preprocessing.
-
-    `train_texts` (text task) lets a from-scratch backbone learn its vocabulary.
-    """
-    from tltk.backbones.base import lookup
-
-    kwargs = dict(cfg.kwargs)
-    if task == "text":
-        from tltk.backbones import text  # noqa: PLC0415  (keras_hub import is slow)
-
-        backbone = text.build_text_backbone(cfg, train_texts=train_texts, **kwargs)
-    elif (spec := lookup(cfg.name)) is not None:
-        backbone = spec.build(cfg.weights, cfg.image_size, **kwargs)
+def build_image_backbone(cfg: BackboneConfig) -> ImageBackbone:
+    """The image backbone a recipe names: a registered name, else a KerasHub image preset."""
+    spec = lookup(cfg.name)
+    if spec is not None and spec.modality != "image":
+        raise BackboneError(
+            f"backbone.name {cfg.name!r} is a {spec.modality} backbone; set `modality: "
+            f"{spec.modality}` for a {spec.modality} run, or name an image backbone"
+        )
+    if spec is not None:
+        backbone = spec.build(cfg.weights, cfg.image_size, **cfg.kwargs)
     else:
         from tltk.backbones import hub
 
         if not hub.is_hub_preset(cfg.name):
             raise unknown_name_error(cfg.name)
-        backbone = hub.build_hub_image(cfg.name, cfg.weights, cfg.image_size, **kwargs)
-    if cfg.bn_momentum is not None:
-        import keras
+        backbone = hub.build_hub_image(cfg.name, cfg.weights, cfg.image_size, **cfg.kwargs)
+    return set_bn_momentum(backbone, cfg.bn_momentum)
 
-        for layer in backbone.model._flatten_layers():
-            if isinstance(layer, keras.layers.BatchNormalization):
-                layer.momentum = cfg.bn_momentum
-    return backbone
+
+def build_backbone(cfg: BackboneConfig, *, modality: str = "image", train_texts=None) -> Backbone:
+    """Build the backbone a recipe names, with its weights, groups and preprocessing.
+
+    `train_texts` (text) lets a from-scratch backbone learn its vocabulary.
+    """
+    if modality == "image":
+        return build_image_backbone(cfg)
+    if modality == "text":
+        from tltk.backbones import text  # keras_hub's import is slow: only for text runs
+
+        return text.build_text_backbone(cfg, train_texts=train_texts, **cfg.kwargs)
+    raise BackboneError(f"no backbones for modality {modality!r}: image or text")
 
 
 def list_backbones(with_params: bool = True) -> list[dict]:
-    """Registered names with family, default input size and (optionally) parameter count."""
+    """Registered names with family, modality, default input size (image) and, optionally,
+    parameter count and groups (image: text backbones need their data to be built)."""
     rows = []
     for name, spec in sorted(registered().items()):
-        row = {"name": name, "family": spec.family, "input_size": spec.default_size}
-        if with_params and spec.family != "text":
-            bb = spec.build(None, spec.default_size)
-            row["params"] = bb.model.count_params()
-            row["groups"] = list(bb.groups)
+        row = {"name": name, "family": spec.family, "modality": spec.modality}
+        if isinstance(spec, ImageBackboneSpec):
+            row["input_size"] = spec.default_size
+            if with_params:
+                bb = spec.build(None)
+                row["params"] = bb.model.count_params()
+                row["groups"] = list(bb.groups)
         rows.append(row)
     return rows

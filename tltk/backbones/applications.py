@@ -3,36 +3,56 @@
 from __future__ import annotations
 
 import re
+from collections.abc import Callable
+from dataclasses import dataclass
+from functools import partial
 from pathlib import Path
 
 import keras
 
 from tltk.backbones.base import (
-    Backbone,
     BackboneError,
-    group_layers,
-    register_backbone,
-    stage_from,
-    warn_if_collapsed,
+    ImageBackbone,
+    ImageBackboneSpec,
+    PixelNormalization,
+    register,
 )
+from tltk.backbones.groups import group_layers, stage_from, warn_if_collapsed
 
-# name: (keras.applications constructor, default input size, family, normalisation)
-# normalisation: "builtin" (the application rescales 0..255 itself), "tf" (x/127.5 - 1),
-# "torch" (x/255, then ImageNet mean/std).
-_FAMILIES = {
-    "mobilenet_v3_small": ("MobileNetV3Small", 224, "mobilenet_v3", "builtin"),
-    "mobilenet_v3_large": ("MobileNetV3Large", 224, "mobilenet_v3", "builtin"),
-    "efficientnet_v2_b0": ("EfficientNetV2B0", 224, "efficientnet_v2", "builtin"),
-    "efficientnet_v2_b1": ("EfficientNetV2B1", 240, "efficientnet_v2", "builtin"),
-    "efficientnet_v2_b2": ("EfficientNetV2B2", 260, "efficientnet_v2", "builtin"),
-    "efficientnet_v2_b3": ("EfficientNetV2B3", 300, "efficientnet_v2", "builtin"),
-    "resnet50_v2": ("ResNet50V2", 224, "resnet_v2", "tf"),
-    "convnext_tiny": ("ConvNeXtTiny", 224, "convnext", "builtin"),
-    "densenet121": ("DenseNet121", 224, "densenet", "torch"),
+TF_SCALING = PixelNormalization(scale=1 / 127.5, mean=1.0, std=1.0)
+"""x / 127.5 - 1: the "tf" mode of keras.applications' preprocess_input."""
+IMAGENET_TORCH = PixelNormalization(
+    scale=1 / 255, mean=(0.485, 0.456, 0.406), std=(0.229, 0.224, 0.225)
+)
+"""x / 255, then ImageNet's mean and std per channel: the "torch" mode."""
+
+
+@dataclass(frozen=True)
+class KerasApplication:
+    """One keras.applications constructor as a tltk backbone."""
+
+    constructor: str
+    """The keras.applications class, e.g. `MobileNetV3Small`."""
+    family: str
+    """Names its group rule in `GROUP_RULES`."""
+    default_size: int = 224
+    normalization: PixelNormalization | None = None
+    """None: the application rescales 0..255 itself (built with include_preprocessing=True)."""
+
+
+APPLICATIONS = {
+    "mobilenet_v3_small": KerasApplication("MobileNetV3Small", "mobilenet_v3"),
+    "mobilenet_v3_large": KerasApplication("MobileNetV3Large", "mobilenet_v3"),
+    "efficientnet_v2_b0": KerasApplication("EfficientNetV2B0", "efficientnet_v2"),
+    "efficientnet_v2_b1": KerasApplication("EfficientNetV2B1", "efficientnet_v2", 240),
+    "efficientnet_v2_b2": KerasApplication("EfficientNetV2B2", "efficientnet_v2", 260),
+    "efficientnet_v2_b3": KerasApplication("EfficientNetV2B3", "efficientnet_v2", 300),
+    "resnet50_v2": KerasApplication("ResNet50V2", "resnet_v2", normalization=TF_SCALING),
+    "convnext_tiny": KerasApplication("ConvNeXtTiny", "convnext"),
+    "densenet121": KerasApplication("DenseNet121", "densenet", normalization=IMAGENET_TORCH),
 }
-
-_IMAGENET_MEAN = [0.485 * 255, 0.456 * 255, 0.406 * 255]
-_IMAGENET_VAR = [(0.229 * 255) ** 2, (0.224 * 255) ** 2, (0.225 * 255) ** 2]
+TOTAL_STRIDE = 32
+"""Every family here downsamples by 32."""
 
 
 def _mobilenet_v3_groups(model: keras.Model) -> dict:
@@ -63,7 +83,7 @@ def _mobilenet_v3_groups(model: keras.Model) -> dict:
     return group_layers(model.layers, group_of)
 
 
-_GROUP_RULES = {
+_STAGE_RULES = {
     "efficientnet_v2": stage_from(
         [(r"^stem_", "stem"), (r"^block(\d+)", "block{0}"), (r"^top_", "top")]
     ),
@@ -89,16 +109,15 @@ _GROUP_RULES = {
 }
 
 
-def _normalization(kind: str) -> list[keras.layers.Layer]:
-    if kind == "tf":
-        return [keras.layers.Rescaling(1 / 127.5, offset=-1.0, name="normalize")]
-    if kind == "torch":
-        return [
-            keras.layers.Normalization(
-                mean=_IMAGENET_MEAN, variance=_IMAGENET_VAR, name="normalize"
-            )
-        ]
-    return []
+def _by_stage(group_of: Callable[[str], str | None]) -> Callable[[keras.Model], dict]:
+    return lambda model: group_layers(model.layers, group_of)
+
+
+GROUP_RULES: dict[str, Callable[[keras.Model], dict]] = {
+    "mobilenet_v3": _mobilenet_v3_groups,
+    **{family: _by_stage(group_of) for family, group_of in _STAGE_RULES.items()},
+}
+"""family -> model -> its groups."""
 
 
 def resolve_weights_path(weights: str, name: str) -> str:
@@ -125,32 +144,16 @@ def load_weights_file(model: keras.Model, weights: str, name: str) -> str:
     return path
 
 
-def build_application(name: str, weights: str | None, image_size: int | None, **kwargs) -> Backbone:
-    cls_name, default_size, family, norm = _FAMILIES[name]
-    size = image_size or default_size
-    warn_if_collapsed(name, size, 32)  # every family here downsamples by 32
-    constructor = getattr(keras.applications, cls_name)
-    builtin_pre = {"include_preprocessing": True} if norm == "builtin" else {}
+def build_application(
+    app: KerasApplication, spec: ImageBackboneSpec, weights: str | None, size: int, **kwargs
+) -> ImageBackbone:
+    """`weights`: None, "imagenet" (Keras' download) or a weights file / tltk run folder."""
+    name = spec.name
+    warn_if_collapsed(name, size, spec.total_stride)
     local = None
     if weights not in (None, "imagenet"):
         local, weights = resolve_weights_path(weights, name), None
-    try:
-        model = constructor(
-            include_top=False,
-            weights=weights,
-            input_shape=(size, size, 3),
-            **builtin_pre,
-            **kwargs,
-        )
-    except Exception as e:  # keras raises plain Exception on a failed download
-        if weights == "imagenet" and ("fetch" in str(e).lower() or "url" in str(e).lower()):
-            raise BackboneError(
-                f"backbone.weights: could not download ImageNet weights for {name} "
-                f"({cls_name}): {str(e).splitlines()[0][:200]}. Without a network, download "
-                f"the *_notop.h5 file elsewhere and set `backbone.weights: /path/to/file.h5`, "
-                "or set `backbone.weights: none` to train from scratch."
-            ) from None
-        raise
+    model = _construct(app, name, weights, size, kwargs)
     if local is not None:
         try:
             model.load_weights(local)
@@ -158,21 +161,43 @@ def build_application(name: str, weights: str | None, image_size: int | None, **
             raise BackboneError(
                 f"backbone.weights: {local} does not fit {name} at {size}px: {e}"
             ) from None
-    if family == "mobilenet_v3":
-        groups = _mobilenet_v3_groups(model)
-    else:
-        groups = group_layers(model.layers, _GROUP_RULES[family])
-    return Backbone(
+    return ImageBackbone(
         name=name,
         model=model,
-        groups=groups,
+        groups=GROUP_RULES[app.family](model),
         image_size=size,
-        normalization=_normalization(norm),
-        info={"family": family, "source": "keras.applications", "weights": local or weights},
+        normalization=spec.normalization_layers(),
+        info={"family": app.family, "source": "keras.applications", "weights": local or weights},
     )
 
 
-for _name, (_cls, _size, _family, _norm) in _FAMILIES.items():
-    register_backbone(_name, family=_family, default_size=_size)(
-        lambda weights, image_size, _n=_name, **kw: build_application(_n, weights, image_size, **kw)
+def _construct(app: KerasApplication, name: str, weights: str | None, size: int, kwargs: dict):
+    builtin = {"include_preprocessing": True} if app.normalization is None else {}
+    constructor = getattr(keras.applications, app.constructor)
+    try:
+        return constructor(
+            include_top=False, weights=weights, input_shape=(size, size, 3), **builtin, **kwargs
+        )
+    except Exception as e:  # keras raises plain Exception on a failed download
+        if weights == "imagenet" and ("fetch" in str(e).lower() or "url" in str(e).lower()):
+            raise BackboneError(
+                f"backbone.weights: could not download ImageNet weights for {name} "
+                f"({app.constructor}): {str(e).splitlines()[0][:200]}. Without a network, "
+                "download the *_notop.h5 file elsewhere and set `backbone.weights: "
+                "/path/to/file.h5`, or set `backbone.weights: none` to train from scratch."
+            ) from None
+        raise
+
+
+for _name, _app in APPLICATIONS.items():
+    register(
+        ImageBackboneSpec(
+            name=_name,
+            family=_app.family,
+            default_size=_app.default_size,
+            builder=partial(build_application, _app),
+            normalization=_app.normalization,
+            total_stride=TOTAL_STRIDE,
+            pretrained=("imagenet",),
+        )
     )

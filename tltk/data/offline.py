@@ -127,8 +127,8 @@ def _subset(labels: np.ndarray, per_class: int | None, seed: int) -> np.ndarray:
 def _write_pngs(folder: Path, images: np.ndarray, index: np.ndarray, classes: list[str]) -> None:
     for name in set(classes):
         (folder / name).mkdir(parents=True, exist_ok=True)
-    # Serial on purpose: small PNGs encode faster than threads hand the GIL around (12k
-    # Fashion-MNIST images: 2.2 s serial, 3.4 s with 16 threads on 2 cores).
+    # Serial on purpose: small PNGs encode faster than threads hand the GIL around
+    # (docs/MEASURED.md).
     for i, name in zip(index, classes, strict=True):
         Image.fromarray(images[i]).save(folder / name / f"{i}.png")
 

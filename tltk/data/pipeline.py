@@ -1,27 +1,31 @@
-"""The one tf.data pipeline builder: a `Split` -> batches of (images, labels) for Keras.
+"""The one tf.data pipeline builder: a `Split` -> batches of (inputs, labels) for Keras.
 
-    from_tensor_slices -> [train: shuffle files, reshuffled each epoch] -> parallel decode
-    -> [cache -> train: shuffle the decoded images again, since a cache replays one order]
-    -> batch [drop or pad the remainder] -> preprocess -> augment -> prefetch
+    from_tensor_slices -> [train: permuted per pass] -> [read files] -> parallel decode
+    -> [cache -> train: permute the decoded examples again, since a cache replays one order]
+    -> batch [drop or pad the remainder] -> prepare_batch -> augment -> prefetch
 
-Decoding and caching come before augmentation, so a cached epoch still gets fresh augmentation.
-Images are float32 [B, S, S, 3] in 0..255, decoded by `decode_image` like the exported model.
-Labels are encoded by the task type's `HeadSpec` (tltk/heads/): one-hot float32 [B, K] for
-classification (so label smoothing, MixUp and CutMix work), multi-hot float32 [B, K] for
-multi-label, float32 [B] for regression.
+What an example becomes is the modality's `Preprocessor` (tltk/modalities/): its `decode` per
+example (images: float32 [S, S, 3] in 0..255 by `decode_image`, as in the exported model) and
+its `prepare_batch` per batch (texts: the tokenizer). Decoding and caching come before
+augmentation, so a cached epoch still gets fresh augmentation. Labels are encoded by the task
+type's `HeadSpec` (tltk/heads/): one-hot float32 [B, K] for classification (so label smoothing,
+MixUp and CutMix work), multi-hot float32 [B, K] for multi-label, float32 [B] for regression.
 """
 
 from __future__ import annotations
 
 import os
 from collections.abc import Callable
+from typing import TYPE_CHECKING
 
 import numpy as np
 import tensorflow as tf
 
-from tltk.data.decode import decode_image
 from tltk.data.types import Split
 from tltk.heads import get_head
+
+if TYPE_CHECKING:
+    from tltk.modalities.base import Preprocessor
 
 BatchFn = Callable[[tf.Tensor, tf.Tensor], tuple[tf.Tensor, tf.Tensor]]
 
@@ -37,14 +41,13 @@ def build_pipeline(
     split: Split,
     *,
     num_classes: int,
-    image_size: int | None,
+    preprocessor: Preprocessor,
     batch_size: int,
     training: bool,
     seed: int,
     augment: BatchFn | None = None,
     cache: str = "auto",
     head_type: str = "classification",
-    preprocess: BatchFn | None = None,
     remainder: str = "keep",
     start_batch: int = 0,
 ) -> tf.data.Dataset:
@@ -57,19 +60,18 @@ def build_pipeline(
     `steps_per_epoch` to `fit`.
 
     Args:
-        split: examples of kind "path" (read and decoded), "bytes" (decoded) or "text" (passed
-            through as strings; give `image_size=None`).
+        split: examples of kind "path" (files, read first), "bytes" or "text": one of the
+            preprocessor's `example_kinds`.
         num_classes: K, the width of one-hot / multi-hot labels.
+        preprocessor: the modality's raw example -> model input (`decode` per example,
+            `prepare_batch` per batch), the one the exported model applies too.
         head_type: the registered task type whose `label_array` and `encode_label` turn the
             split's labels into what the loss takes.
-        image_size: square size images are resized to; None for text.
         training: the endless shuffled stream above; evaluation keeps the split's order.
         augment: `(images, labels) -> (images, labels)` on each batch, on the CPU, after the
             cache (e.g. Keras augmentation layers, MixUp). Build layers outside this call.
         cache: "auto" (in memory when the decoded split fits, see `should_cache`), "memory" or
-            "none".
-        preprocess: `(inputs, labels) -> (inputs, labels)` on each batch before `augment`; the
-            hook for a text tokenizer (kind "text") or any model-specific preprocessing.
+            "none"; never for a preprocessor whose `example_nbytes` is None (texts).
         remainder: what becomes of a last batch smaller than `batch_size`: "keep" it, "drop" it
             (training under several replicas: no replica ever gets an empty or ragged batch,
             and the training shuffle leaves out different examples each epoch), or "pad" it to
@@ -80,16 +82,21 @@ def build_pipeline(
         raise ValueError(f"remainder must be keep, drop or pad, not {remainder!r}")
     if cache not in ("auto", "memory", "none"):
         raise ValueError(f"cache must be auto, memory or none, not {cache!r}")
-    n = len(split)
+    if split.kind not in preprocessor.example_kinds:
+        raise ValueError(
+            f"a split of kind {split.kind!r}, but the {preprocessor.kind} preprocessor reads "
+            f"{', '.join(preprocessor.example_kinds)}"
+        )
+    n, nbytes = len(split), preprocessor.example_nbytes
     head = get_head(head_type)
     ds = tf.data.Dataset.from_tensor_slices((_examples(split), head.label_array(split.labels)))
-    decode = _decoder(split.kind, image_size)
+    read = tf.io.read_file if split.kind == "path" else (lambda raw: raw)
 
     def prepare(example, label):
-        return decode(example), head.encode_label(label, num_classes)
+        return preprocessor.decode(read(example)), head.encode_label(label, num_classes)
 
-    cached = split.kind != "text" and (
-        cache == "memory" or (cache == "auto" and should_cache(n, image_size))
+    cached = nbytes is not None and (
+        cache == "memory" or (cache == "auto" and should_cache(n, nbytes))
     )
     if training:
         per_pass = batches_per_pass(n, batch_size, remainder)
@@ -97,16 +104,18 @@ def build_pipeline(
             raise ValueError(
                 f"a training split of {n} examples makes no whole batch of {batch_size}"
             )
-        ds = _training_stream(ds, prepare, n, image_size, batch_size, seed, cached, remainder)
+        ds = _training_stream(ds, prepare, n, nbytes, batch_size, seed, cached, remainder)
         ds = ds(start_batch // per_pass).skip(start_batch % per_pass)
     else:
         ds = ds.map(prepare, num_parallel_calls=tf.data.AUTOTUNE)
         ds = (ds.cache() if cached else ds).batch(batch_size)
         if remainder == "pad":
             ds = ds.map(lambda x, y: (_pad_batch(x, batch_size), _pad_batch(y, batch_size)))
-    for fn in (preprocess, augment):
-        if fn is not None:
-            ds = ds.map(fn, num_parallel_calls=tf.data.AUTOTUNE)
+    if preprocessor.prepare_batch is not None:
+        to_inputs = preprocessor.prepare_batch
+        ds = ds.map(lambda x, y: (to_inputs(x), y), num_parallel_calls=tf.data.AUTOTUNE)
+    if augment is not None:
+        ds = ds.map(augment, num_parallel_calls=tf.data.AUTOTUNE)
     return ds.prefetch(tf.data.AUTOTUNE)
 
 
@@ -131,7 +140,7 @@ def batches_per_pass(num_examples: int, batch_size: int, remainder: str = "keep"
     return -(-num_examples // batch_size)
 
 
-def _training_stream(ds, prepare, n, image_size, batch_size, seed, cached, remainder):
+def _training_stream(ds, prepare, n, example_nbytes, batch_size, seed, cached, remainder):
     """`first -> passes first, first+1, ...`; pass p is the split permuted by the stateless
     seed (seed, p), then batched.
 
@@ -146,7 +155,7 @@ def _training_stream(ds, prepare, n, image_size, batch_size, seed, cached, remai
         # every pass permutes what it replays, and all passes share the one cache.
         ds = ds.shuffle(max(n, 1), seed=seed, reshuffle_each_iteration=False)
         ds = ds.map(prepare, num_parallel_calls=tf.data.AUTOTUNE).cache()
-        window = max(batch_size, SHUFFLE_BUFFER_BYTES // (3 * 4 * image_size**2))
+        window = max(batch_size, SHUFFLE_BUFFER_BYTES // example_nbytes)
     else:
         window = WINDOW_EXAMPLES
 
@@ -171,12 +180,12 @@ def _permute_windows(ds: tf.data.Dataset, window: int, seed: int, p) -> tf.data.
     return ds.batch(window).enumerate().map(permute).unbatch()
 
 
-def should_cache(num_examples: int, image_size: int | None) -> bool:
-    """`cache: auto`: does the decoded float32 split fit in min(RAM / 4, CACHE_CAP_BYTES)?"""
-    if not image_size:
+def should_cache(num_examples: int, example_nbytes: int | None) -> bool:
+    """`cache: auto`: does the decoded split (`example_nbytes` each) fit in
+    min(RAM / 4, CACHE_CAP_BYTES)?"""
+    if not example_nbytes:
         return False
-    needed = num_examples * image_size * image_size * 3 * 4
-    return needed <= min(memory_bytes() // 4, CACHE_CAP_BYTES)
+    return num_examples * example_nbytes <= min(memory_bytes() // 4, CACHE_CAP_BYTES)
 
 
 def memory_bytes() -> int:
@@ -213,15 +222,3 @@ def class_weights(labels: np.ndarray, num_classes: int) -> dict[int, float]:
 def _examples(split: Split) -> tf.Tensor:
     # An explicit tf.string constant: works for str and bytes alike, and for an empty split.
     return tf.constant([x if isinstance(x, bytes) else str(x) for x in split.examples], tf.string)
-
-
-def _decoder(kind: str, image_size: int | None) -> Callable[[tf.Tensor], tf.Tensor]:
-    if kind == "text":
-        return lambda text: text  # the text side maps its tokenizer via `preprocess`
-    if not image_size:
-        raise ValueError(f"image_size is required for a split of kind {kind!r}")
-    if kind == "path":
-        return lambda path: decode_image(tf.io.read_file(path), image_size)
-    if kind == "bytes":
-        return lambda encoded: decode_image(encoded, image_size)
-    raise ValueError(f"unknown split kind {kind!r}")

@@ -6,8 +6,9 @@
     files did not (seeded, stratified, equal texts kept together) -> duplicates / leakage /
     label conflicts -> class checks -> report
 
-Everything after reading is the same mechanism as for images. `tokenize_pipeline` maps a
-backbone's tokenizer over the `(texts, labels)` batches that `build_pipeline` makes.
+Everything after reading is the same mechanism as for images. The tokenizer is applied to the
+`(texts, labels)` batches `build_pipeline` makes by the text modality's preprocessor
+(tltk/modalities/text.py).
 """
 
 from __future__ import annotations
@@ -73,21 +74,6 @@ def load_text_data(
     for line in summary(data.report):
         print(line)
     return data
-
-
-def tokenize_pipeline(ds, backbone):
-    """Map `backbone.preprocessor` (strings -> token inputs) over batched `(texts, labels, ...)`.
-
-    After batching, so the tokenizer runs once per batch, in parallel with training.
-    """
-    import tensorflow as tf
-
-    preprocessor = backbone.preprocessor
-
-    def tokenize(texts, *rest):
-        return (preprocessor(texts), *rest)
-
-    return ds.map(tokenize, num_parallel_calls=tf.data.AUTOTUNE).prefetch(tf.data.AUTOTUNE)
 
 
 def _digests(split: Split) -> np.ndarray:

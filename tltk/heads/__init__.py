@@ -33,6 +33,8 @@ import importlib
 from functools import cache
 from typing import TYPE_CHECKING
 
+from tltk.registry import instantiate
+
 if TYPE_CHECKING:
     from tltk.heads.base import HeadSpec
 
@@ -54,13 +56,7 @@ def head_types() -> tuple[str, ...]:
 @cache
 def get_head(name: str) -> HeadSpec:
     """The spec of a registered task type; ValueError naming the registered ones otherwise."""
-    if name not in HEAD_TYPES:
-        raise ValueError(f"head type {name!r}: expected one of {', '.join(HEAD_TYPES)}")
-    module, _, cls = HEAD_TYPES[name].partition(":")
-    spec = getattr(importlib.import_module(module), cls)()
-    if spec.name != name:  # a registry line that points at the wrong class
-        raise ValueError(f"HEAD_TYPES[{name!r}] is {HEAD_TYPES[name]}, whose name is {spec.name!r}")
-    return spec
+    return instantiate(HEAD_TYPES, name, what="head type", registry_name="HEAD_TYPES")
 
 
 _LAZY = {

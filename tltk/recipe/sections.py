@@ -1,41 +1,23 @@
-"""Recipe schema: one typed, strict description of a whole transfer-learning run.
-
-A recipe is YAML validated against the pydantic models below. Unknown keys and wrong types are
-errors that name the file, the key's dotted path, its line, and the closest valid key.
-`--set a.b=c` overrides are applied to the raw mapping before validation, so they are checked
-exactly like the file, and an error they cause names the override instead of a line.
-"""
+"""The sections of a recipe (data, backbone, head, augment, phases, train, evaluate, export),
+each a strict pydantic model; `tltk.recipe.schema.Recipe` holds one of each."""
 
 from __future__ import annotations
 
-import copy
-import difflib
 import math
-from pathlib import Path
 from typing import Any, Literal
 
-import yaml
-from pydantic import (
-    BaseModel,
-    ConfigDict,
-    Field,
-    ValidationError,
-    field_validator,
-    model_validator,
-)
+from pydantic import BaseModel, ConfigDict, Field, field_validator
 
-from tltk.errors import RecipeError
 from tltk.heads import HEAD_TYPES
-from tltk.overrides import apply_override
-
-__all__ = ["Recipe", "RecipeError", "apply_override", "load_recipe"]
 
 
-class _Strict(BaseModel):
+class StrictModel(BaseModel):
+    """Unknown keys are errors; assignments are validated too."""
+
     model_config = ConfigDict(extra="forbid", validate_assignment=True)
 
 
-class CleanConfig(_Strict):
+class CleanConfig(StrictModel):
     """What to do with problems found before training."""
 
     corrupt: Literal["drop", "error"] = "drop"
@@ -46,10 +28,10 @@ class CleanConfig(_Strict):
     """A class with fewer training examples than this is an error."""
 
 
-class DataConfig(_Strict):
+class DataConfig(StrictModel):
     source: Literal["folder", "csv", "tfds", "text"] = "folder"
     """folder: one sub-folder per class. csv: manifest of path,label(s) (images) or a
-    CSV/TSV/JSONL file of texts (task: text). tfds: a TensorFlow Datasets name."""
+    CSV/TSV/JSONL file of texts (modality: text). tfds: a TensorFlow Datasets name."""
     path: str | None = None
     """Folder or manifest file; a dict of split->path for pre-split data is given in `splits`."""
     name: str | None = None
@@ -77,7 +59,7 @@ class DataConfig(_Strict):
     clean: CleanConfig = Field(default_factory=CleanConfig)
 
 
-class BackboneConfig(_Strict):
+class BackboneConfig(StrictModel):
     name: str = "mobilenet_v3_small"
     """A registered name (`tltk backbones`), or a KerasHub preset: built-in name, `hf://...`,
     `kaggle://...`, or a local preset folder."""
@@ -101,7 +83,7 @@ class BackboneConfig(_Strict):
         return None if value in (None, "none", "None", "null") else value
 
 
-class HeadConfig(_Strict):
+class HeadConfig(StrictModel):
     type: str = "classification"
     """The task type: a name registered in `tltk.heads.HEAD_TYPES` (classification,
     multilabel, regression)."""
@@ -121,13 +103,13 @@ class HeadConfig(_Strict):
         return value
 
 
-class AugmentLayer(_Strict):
+class AugmentLayer(StrictModel):
     name: str
     """A keras.layers class (RandomFlip, RandAugment, ...) or `keras_cv.<Name>`."""
     args: dict[str, Any] = Field(default_factory=dict)
 
 
-class AugmentConfig(_Strict):
+class AugmentConfig(StrictModel):
     policy: Literal["none", "light", "medium", "heavy", "randaugment"] = "none"
     layers: list[AugmentLayer] = Field(default_factory=list)
     """Explicit layers, applied after the policy's."""
@@ -137,7 +119,7 @@ class AugmentConfig(_Strict):
     """CutMix alpha (0 = off)."""
 
 
-class PhaseConfig(_Strict):
+class PhaseConfig(StrictModel):
     name: str | None = None
     train: str | list[str] = "head"
     """`head`, `all`, `top:K` (the last K backbone groups), or a list of group names.
@@ -175,21 +157,21 @@ class PhaseConfig(_Strict):
         return number
 
 
-class EarlyStoppingConfig(_Strict):
+class EarlyStoppingConfig(StrictModel):
     monitor: str = "val_loss"
     patience: int = 3
     min_delta: float = 0.0
     restore_best_weights: bool = True
 
 
-class ReduceLRConfig(_Strict):
+class ReduceLRConfig(StrictModel):
     monitor: str = "val_loss"
     factor: float = 0.3
     patience: int = 2
     min_lr: float = 1e-7
 
 
-class CallbacksConfig(_Strict):
+class CallbacksConfig(StrictModel):
     early_stopping: EarlyStoppingConfig | None = Field(default_factory=EarlyStoppingConfig)
     reduce_lr: ReduceLRConfig | None = Field(default_factory=ReduceLRConfig)
     """Only used in phases with a constant schedule (a schedule already owns the LR)."""
@@ -200,7 +182,7 @@ class CallbacksConfig(_Strict):
     tensorboard: bool = True
 
 
-class TrainConfig(_Strict):
+class TrainConfig(StrictModel):
     batch_size: int = Field(32, ge=1)
     """Per replica; the global batch is this times the number of replicas."""
     strategy: Literal["auto", "default", "one_device", "mirrored", "multi_worker", "tpu"] = "auto"
@@ -219,13 +201,13 @@ class TrainConfig(_Strict):
     callbacks: CallbacksConfig = Field(default_factory=CallbacksConfig)
 
 
-class EvaluateConfig(_Strict):
+class EvaluateConfig(StrictModel):
     split: str = "test"
     top_k: int = Field(5, ge=1)
     plots: bool = True
 
 
-class ExportConfig(_Strict):
+class ExportConfig(StrictModel):
     enabled: bool = True
     dir: str = "saved_models"
     name: str | None = None
@@ -237,151 +219,3 @@ class ExportConfig(_Strict):
     parity_examples: int = 16
     save_backbone: bool = True
     """Also write the fine-tuned backbone's weights with the run (for later transfer)."""
-
-
-class Recipe(_Strict):
-    name: str
-    task: Literal["image", "text"] = "image"
-    seed: int = 42
-    data: DataConfig = Field(default_factory=DataConfig)
-    backbone: BackboneConfig = Field(default_factory=BackboneConfig)
-    head: HeadConfig = Field(default_factory=HeadConfig)
-    augment: AugmentConfig = Field(default_factory=AugmentConfig)
-    phases: list[PhaseConfig] = Field(default_factory=list)
-    """Empty: a default head phase, then the top blocks at a lower LR."""
-    train: TrainConfig = Field(default_factory=TrainConfig)
-    evaluate: EvaluateConfig = Field(default_factory=EvaluateConfig)
-    export: ExportConfig = Field(default_factory=ExportConfig)
-
-    @model_validator(mode="after")
-    def _labels_fit_the_head(self) -> Recipe:
-        if self.data.multi_label and self.head.type == "regression":
-            raise ValueError(
-                "data.multi_label: a regression head takes one number per example; use "
-                "head.type: multilabel for several labels per example"
-            )
-        return self
-
-    @property
-    def head_type(self) -> str:
-        """The task type the whole run uses (model, loss, labels, evaluation, export):
-        `head.type`, or multilabel when `data.multi_label` says so."""
-        return "multilabel" if self.data.multi_label else self.head.type
-
-    @property
-    def multi_label(self) -> bool:
-        return self.head_type == "multilabel"
-
-    def to_yaml(self) -> str:
-        return yaml.safe_dump(self.model_dump(mode="json"), sort_keys=False)
-
-
-# --------------------------------------------------------------------------- loading
-
-
-def load_recipe(source: str | Path | dict, overrides: list[str] | tuple[str, ...] = ()) -> Recipe:
-    """Read a recipe from a YAML file (or a dict), apply `a.b=c` overrides, validate it."""
-    if isinstance(source, dict):
-        raw, where, lines = copy.deepcopy(source), "<recipe>", {}  # overrides edit it in place
-    else:
-        path = Path(source)
-        if not path.is_file():
-            raise RecipeError(f"{path}: recipe file not found")
-        text = path.read_text()
-        try:
-            raw = yaml.safe_load(text) or {}
-        except yaml.YAMLError as e:
-            raise RecipeError(f"{path}: not valid YAML: {e}") from None
-        if not isinstance(raw, dict):
-            raise RecipeError(f"{path}: a recipe is a mapping of sections (data, backbone, ...)")
-        where, lines = str(path), _key_lines(text)
-        raw.setdefault("name", path.stem)
-    overridden = {apply_override(raw, item): item for item in overrides}
-    try:
-        return Recipe.model_validate(raw)
-    except ValidationError as e:
-        raise RecipeError(_explain(e, where, lines, overridden)) from None
-
-
-def _model_at(loc: tuple) -> type[BaseModel] | None:
-    """The pydantic model that owns the field at `loc` (for suggesting close keys)."""
-    model: Any = Recipe
-    for part in loc[:-1]:
-        if isinstance(part, int):
-            continue
-        field = model.model_fields.get(part) if isinstance(model, type) else None
-        if field is None:
-            return None
-        model = _inner_model(field.annotation)
-        if model is None:
-            return None
-    return model
-
-
-def _inner_model(annotation: Any) -> type[BaseModel] | None:
-    if isinstance(annotation, type) and issubclass(annotation, BaseModel):
-        return annotation
-    for arg in getattr(annotation, "__args__", ()) or ():
-        found = _inner_model(arg)
-        if found is not None:
-            return found
-    return None
-
-
-def _explain(
-    error: ValidationError, where: str, lines: dict[str, int], overridden: dict[str, str]
-) -> str:
-    out = [f"{where}: invalid recipe"]
-    for err in error.errors():
-        loc = tuple(p for p in err["loc"] if not (isinstance(p, str) and p[:1].isupper()))
-        dotted = ".".join(str(p) for p in loc) or "(top level)"
-        at = _origin(dotted, lines, overridden)
-        if err["type"] == "extra_forbidden":
-            model = _model_at(loc)
-            valid = list(model.model_fields) if model else []
-            close = difflib.get_close_matches(str(loc[-1]), valid, n=1, cutoff=0.5)
-            hint = f"; did you mean '{close[0]}'?" if close else ""
-            out.append(f"  {dotted}{at}: unknown key{hint} Valid keys here: {', '.join(valid)}")
-        else:
-            got = err.get("input")
-            shown = "" if isinstance(got, dict) else f" (got {got!r})"
-            out.append(f"  {dotted}{at}: {err['msg']}{shown}")
-    return "\n".join(out)
-
-
-def _origin(dotted: str, lines: dict[str, int], overridden: dict[str, str]) -> str:
-    """Where `dotted` came from: its line in the file, or the `--set` that wrote it or a section
-    around it (there, the file's line would point at a value that is no longer used)."""
-    for key, item in overridden.items():
-        if _within(dotted, key) or _within(key, dotted):
-            return f" (--set {item!r})"
-    line = lines.get(dotted)
-    return f" (line {line})" if line else ""
-
-
-def _within(dotted: str, section: str) -> bool:
-    return dotted == section or dotted.startswith(section + ".")
-
-
-def _key_lines(text: str) -> dict[str, int]:
-    """Map dotted key paths to 1-based line numbers, for error messages."""
-    try:
-        root = yaml.compose(text)
-    except yaml.YAMLError:
-        return {}
-    found: dict[str, int] = {}
-
-    def walk(node: Any, prefix: str) -> None:
-        if isinstance(node, yaml.MappingNode):
-            for key, value in node.value:
-                dotted = f"{prefix}.{key.value}" if prefix else str(key.value)
-                found[dotted] = key.start_mark.line + 1
-                walk(value, dotted)
-        elif isinstance(node, yaml.SequenceNode):
-            for i, value in enumerate(node.value):
-                dotted = f"{prefix}.{i}"
-                found[dotted] = value.start_mark.line + 1
-                walk(value, dotted)
-
-    walk(root, "")
-    return found

@@ -1,0 +1,60 @@
+"""tltk.compat: the private Keras APIs tltk wraps. These fail first when a Keras release
+changes them (then fix tltk/compat.py, nothing else)."""
+
+from __future__ import annotations
+
+import keras
+import numpy as np
+import pytest
+import tensorflow as tf
+
+from tltk.compat import sublayers, variable_index
+
+
+class Block(keras.layers.Layer):
+    """A layer holding layers as attributes, as KerasHub's transformer layers do."""
+
+    def __init__(self, **kwargs):
+        super().__init__(**kwargs)
+        self.dense = keras.layers.Dense(4, name="inner_dense")
+        self.norm = keras.layers.BatchNormalization(name="inner_norm")
+
+    def call(self, x):
+        return self.norm(self.dense(x))
+
+
+def test_sublayers_finds_nested_layers_once():
+    block, shared = Block(name="block"), keras.layers.Dense(4, name="shared")
+    inputs = keras.Input((3,), name="x")
+    model = keras.Model(inputs, shared(shared(block(inputs))))
+    names = [la.name for la in sublayers(model)]
+    assert names[0] == model.name
+    assert sorted(names[1:]) == ["block", "inner_dense", "inner_norm", "shared", "x"]
+    assert [la.name for la in sublayers(block, include_self=False)] == ["inner_dense", "inner_norm"]
+
+
+@pytest.mark.parametrize("devices", [None, ["/cpu:0"]])
+def test_variable_index_inside_update_step(devices):
+    """The index of each variable as the optimizer sees it in `update_step`, also under a
+    MirroredStrategy (where the variable there is a replica's component)."""
+    seen = {}
+
+    class Recording(keras.optimizers.SGD):
+        def update_step(self, gradient, variable, learning_rate):
+            seen[variable_index(self, variable)] = tuple(gradient.shape)  # traced: shapes only
+            return super().update_step(gradient, variable, learning_rate)
+
+    strategy = tf.distribute.MirroredStrategy(devices) if devices else tf.distribute.get_strategy()
+    with strategy.scope():
+        variables = [keras.Variable(np.zeros(n, "float32"), name=f"v{n}") for n in (1, 2, 3)]
+        optimizer = Recording(0.1)
+        optimizer.build(variables)
+    gradients = [tf.fill([n], float(n)) for n in (1, 2, 3)]
+
+    @tf.function
+    def step():
+        optimizer.apply_gradients(zip(gradients, variables, strict=True))
+
+    strategy.run(step) if devices else step()
+    assert seen == {0: (1,), 1: (2,), 2: (3,)}  # variable i has i + 1 elements
+    np.testing.assert_allclose(variables[2].numpy(), [-0.3, -0.3, -0.3])
