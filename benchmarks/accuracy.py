@@ -56,6 +56,8 @@ def main(argv: list[str] | None = None) -> dict:
                 **{s: len(split) for s, split in data.splits.items()},
             }
             for row in run.rows:
+                if args.methods and not any(m in row.method for m in args.methods):
+                    continue
                 key = {"case": name, "method": row.method, "seed": seed}
                 if not any(_same(r, key) for r in records):
                     out = timed(lambda row=row, data=data, task=run.task: _run(row, data, task))
@@ -87,6 +89,11 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     p.add_argument(
         "--quick", action="store_true", help="a smoke version: less data, 2 steps an epoch, 1 seed"
     )
+    p.add_argument(
+        "--methods",
+        default="",
+        help="comma-separated; run only the rows whose method contains one of these",
+    )
     p.add_argument("--work", type=Path, help="runs and results (default runs/accuracy/<time>)")
     p.add_argument(
         "--data-root",
@@ -97,6 +104,7 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     p.add_argument("--json", type=Path, help="results file (default WORK/accuracy.json)")
     args = p.parse_args(argv)
     args.cases = [c.strip() for c in args.cases.split(",") if c.strip()]
+    args.methods = [m.strip() for m in args.methods.split(",") if m.strip()]
     unknown = [c for c in args.cases if c not in cases.CASES]
     if unknown:
         p.error(f"unknown case(s) {unknown}; known: {', '.join(cases.CASES)}")
