@@ -45,6 +45,8 @@ def main(argv: list[str] | None = None) -> dict:
     records = _read_records(records_file)
     bench = cases.Bench(work=work, data_root=args.data_root, quick=args.quick)
     bench.pretrain = lambda key: _pretrain(bench, key, records, records_file)
+    if args.reuse:
+        _reuse(args.reuse, bench, records, records_file)
     sizes = {}
     for name in args.cases:
         build, few_shot = cases.CASES[name]
@@ -93,6 +95,13 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
         "--methods",
         default="",
         help="comma-separated; run only the rows whose method contains one of these",
+    )
+    p.add_argument(
+        "--reuse",
+        type=Path,
+        metavar="WORK",
+        help="take the baselines, probes and pretrained backbones from an earlier benchmark's "
+        "--work folder (only tltk rows train: a branch's defaults scored against the same ones)",
     )
     p.add_argument("--work", type=Path, help="runs and results (default runs/accuracy/<time>)")
     p.add_argument(
@@ -157,6 +166,32 @@ def _pretraining_run(recipe: dict) -> dict:
 
     result = tltk.train(recipe)  # a finished run of this --work is reused as it is
     return {**methods.headline(result.metrics), "run": str(result.run_dir)}
+
+
+def _reuse(source: Path, bench: cases.Bench, records: list, records_file: Path) -> None:
+    """Copy `source`'s pretraining rows whose run folders are still there (their backbones
+    are used as they are), its baseline rows, and its probes when every pretrained backbone was
+    found (a probe of a retrained backbone would not describe the backbone tltk starts from)."""
+    theirs = _read_records(source / "records.jsonl")
+    if not theirs:
+        raise SystemExit(f"--reuse {source}: no records.jsonl there (an accuracy.py --work)")
+    pretrained = [r for r in theirs if r["case"] == "pretraining"]
+    for r in pretrained:
+        folder = source / "runs" / Path(r["run"]).parent.name / Path(r["run"]).name
+        if folder.is_dir():
+            bench.pretrained[r["method"]] = folder
+            r["run"] = str(folder)
+    all_found = all(r["method"] in bench.pretrained for r in pretrained)
+    for r in theirs:
+        method = r["method"]
+        keep = (
+            method in bench.pretrained
+            if r["case"] == "pretraining"
+            else not method.startswith("tltk") and (all_found or not method.startswith("probe"))
+        )
+        key = {k: r[k] for k in ("case", "method", "seed")}
+        if keep and not any(_same(mine, key) for mine in records):
+            _append(records, records_file, {**r, "reused_from": str(source)})
 
 
 def _read_records(path: Path) -> list[dict]:

@@ -68,5 +68,15 @@ def test_a_second_run_with_the_same_work_folder_reuses_finished_rows(toy_report)
     assert again["table"] == first["table"]
 
 
+def test_reuse_takes_the_baselines_of_an_earlier_work_folder_and_methods_filters(toy_report):
+    root, argv, first = toy_report
+    argv2 = ["--cases", "toy", "--quick", "--work", str(root / "work2")]
+    argv2 += ["--data-root", str(root / "data"), "--reuse", str(root / "work")]
+    again = accuracy.main([*argv2, "--methods", "pixels"])  # the tltk row is not run
+    assert [r["method"] for r in again["table"]] == ["LR pixels", "probe ResNet8/random"]
+    assert all(r["reused_from"] == str(root / "work") for r in again["records"])
+    assert again["table"] == [r for r in first["table"] if not r["method"].startswith("tltk")]
+
+
 def _toy_data(root) -> dict:
     return {"source": "folder", "path": str(root / "data" / "accuracy_quick" / "toy" / "seed0")}
