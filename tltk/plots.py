@@ -11,6 +11,7 @@ from __future__ import annotations
 import csv
 import io
 import math
+import textwrap
 from pathlib import Path
 
 from tltk.io import atomic_write_bytes
@@ -164,8 +165,8 @@ def figure_lr_find(learning_rates, losses, smoothed, suggestion: float, minimum:
     ax.set_ylabel("loss")
     ax.grid(True, which="both", alpha=0.3)
     ax.legend(loc="best", fontsize=8)
-    if title:
-        ax.set_title(title, fontsize=10)
+    if title:  # wrapped: a later phase's title names the phases trained first
+        ax.set_title("\n".join(textwrap.wrap(title, 80)), fontsize=10)
     figure.tight_layout()
     return figure
 
