@@ -122,13 +122,20 @@ def lr_find(
     plot_path = _new_plot_path(recipe, phase) if out is None else Path(out)
     if plot_path.exists():
         raise FileExistsError(f"{plot_path} exists; refusing to overwrite it (choose --out)")
+    from tltk.hardware import choose
+    from tltk.strategy import cluster_role, make_strategy
+
+    strategy = make_strategy(recipe.train.strategy)  # as tltk.train: before other TF ops
+    role = cluster_role(strategy)
+    hardware = choose(recipe.train, strategy, role)
     previous_policy = keras.mixed_precision.global_policy().name
-    keras.mixed_precision.set_global_policy(recipe.train.precision)
+    keras.mixed_precision.set_global_policy(hardware.precision)
     try:
         with tempfile.TemporaryDirectory(prefix="tltk-lr-find-") as scratch:
             run = open_run(recipe, run_dir=Path(scratch) / "run")
             try:
-                result = _lr_find(recipe, run, phase, steps, start, end)
+                setup = (strategy, role, hardware)
+                result = _lr_find(recipe, run, phase, steps, start, end, setup)
             finally:
                 run.close()
     finally:
@@ -142,7 +149,7 @@ def lr_find(
     return result
 
 
-def _lr_find(recipe, run, index: int, steps, start: float, end: float):
+def _lr_find(recipe, run, index: int, steps, start: float, end: float, setup: tuple):
     import keras
 
     from tltk import fitting
@@ -150,7 +157,7 @@ def _lr_find(recipe, run, index: int, steps, start: float, end: float):
 
     keras.utils.set_random_seed(recipe.seed)
     data = tasks.load_data(recipe)
-    fit = fitting.prepare(recipe, run, data)
+    fit = fitting.prepare(recipe, run, data, *setup)
     phase_list = recipe.phases or ph.default_phases(len(fit.task_model.backbone_groups))
     if not 0 <= index < len(phase_list):
         raise ValueError(f"--phase {index}: the recipe has phases 0..{len(phase_list) - 1}")
