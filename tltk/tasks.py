@@ -93,6 +93,7 @@ def pipeline(
         head_type=recipe.head_type,
         remainder="keep" if replicas == 1 else ("drop" if training else "pad"),
         start_batch=start_batch,
+        shuffle_buffer=recipe.data.shuffle_buffer,
     )
 
 

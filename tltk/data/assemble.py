@@ -12,7 +12,7 @@ from pathlib import Path
 
 import numpy as np
 
-from tltk.data.cleaning import check_duplicates
+from tltk.data.duplicates import check_duplicates
 from tltk.data.errors import DataError
 from tltk.data.splits import split_indices, strata
 from tltk.data.types import LabelledData, SourceData, Split
@@ -70,6 +70,30 @@ def assemble_labelled_data(
     if report_path is not None:
         atomic_write_json(report_path, report)
     return LabelledData(source.class_names, splits, multi_label=multi_label, report=report)
+
+
+def record_digests(split: Split) -> np.ndarray:
+    """The content hashes of a streamed split's records (from its reader's pass, or the shard
+    manifest), aligned with the split."""
+    if split.records.digests is None:
+        raise ValueError("a streamed split needs its records' digests for the duplicate checks")
+    return np.asarray(split.records.digests)[split.examples]
+
+
+def inspection_note(source: SourceData, streamed: list[str], *, decoded: bool = False) -> dict:
+    """What the report says about checks of streamed splits: trusted from the shard manifest
+    that ran them once (`source.checked`), or, for images streamed from elsewhere, not run
+    (they are decoded only in training); `decoded`: the reader's pass checked everything."""
+    if source.checked is not None:
+        return {"trusted": True, "splits": streamed, **source.checked}
+    if decoded:
+        return {"trusted": False, "splits": streamed, "checked_by": "the reader's pass"}
+    return {
+        "trusted": False,
+        "splits": streamed,
+        "not_checked": "streamed images are decoded in training only, not before it; "
+        "`tltk data shard` checks every image once and writes shards whose manifest runs trust",
+    }
 
 
 def _carve(
