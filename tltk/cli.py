@@ -121,8 +121,10 @@ def build_parser() -> argparse.ArgumentParser:
 
 def _verbose_flag(sp: argparse.ArgumentParser) -> None:
     """-v after a sub-command's sub-command too (`tltk data shard A B -v`)."""
-    sp.add_argument("-v", "--verbose", action="store_true", default=argparse.SUPPRESS,
-                    help="show TensorFlow's start-up log and the traceback of an error")  # fmt: skip
+    sp.add_argument(
+        "-v", "--verbose", action="store_true", default=argparse.SUPPRESS,
+        help="show TensorFlow's start-up log and the traceback of an error",
+    )  # fmt: skip
 
 
 def _with_set(sp: argparse.ArgumentParser) -> None:

@@ -144,7 +144,11 @@ def scan_records(ds: tf.data.Dataset, *, text: bool, batch: int = SCAN_BATCH) ->
     """
 
     def measure(examples, labels):
-        out = {"labels": labels, "sizes": tf.strings.length(examples)}
+        out = {"sizes": tf.strings.length(examples)}
+        if isinstance(labels, tf.RaggedTensor):
+            out.update(label_values=labels.values, label_lengths=labels.row_lengths())
+        else:
+            out["labels"] = labels
         if text:
             out["bad"] = _replace_bad_bytes(examples) != examples
             examples = clean_text(examples)
@@ -157,11 +161,7 @@ def scan_records(ds: tf.data.Dataset, *, text: bool, batch: int = SCAN_BATCH) ->
     parts: dict[str, list] = {}
     for block in batched.map(measure, num_parallel_calls=tf.data.AUTOTUNE).as_numpy_iterator():
         for key, value in block.items():
-            if key == "labels" and ragged:
-                parts.setdefault("label_values", []).append(value.values)
-                parts.setdefault("label_lengths", []).append(np.diff(value.row_splits))
-            else:
-                parts.setdefault(key, []).append(value)
+            parts.setdefault(key, []).append(value)
     found = {k: np.concatenate(v) for k, v in parts.items() if k != "digests"}
     none = {"sizes": np.int64, "labels": np.int64, "label_values": np.int64,
             "label_lengths": np.int64, "bad": bool, "empty": bool}  # fmt: skip
