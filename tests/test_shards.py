@@ -158,6 +158,27 @@ def test_tfrecord_ids_as_labels_and_duplicates_found_from_fingerprints(tmp_path)
     assert data.report["leakage"]["pairs"] == []  # copies kept together when carving val
 
 
+def test_a_tfds_split_streams_into_shards_that_match_it(tmp_path, monkeypatch):
+    import tensorflow_datasets as tfds
+
+    import tltk.net
+
+    monkeypatch.setattr(tltk.net, "reachable", lambda *a, **k: True)
+    overrides = [f"data.data_dir={tmp_path / 'tfds'}", *SPLIT]
+    recipe = shard_recipe("tfds:tf_flowers", overrides=overrides)
+    with tfds.testing.mock_data(num_examples=30):
+        direct = load_image_data(recipe.data, seed=recipe.seed)
+        out = write_shards(recipe, tmp_path / "shards", shard_examples=7)
+    manifest = json.loads((out / MANIFEST).read_text())
+    assert manifest["source"]["type"] == "tfds" and manifest["class_names"] == direct.class_names
+    data = load_image_data(DataConfig(source="tfrecord", path=str(out)), seed=0)  # no mock
+    for name, split in direct.splits.items():
+        shards = data.splits[name]
+        assert manifest["splits"][name]["count"] == len(split) == len(shards)
+        assert shards.labels.tolist() == split.labels.tolist()  # a stream keeps its order
+        assert shards.raw_examples(2)[1][:4] == b"\x89PNG"
+
+
 def test_cli_shards_a_folder_and_tltk_trains_on_the_shards(tmp_path, capsys):
     folder = make_image_folder(tmp_path / "images", {"a": 12, "b": 12})
     out = tmp_path / "shards"
