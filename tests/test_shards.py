@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import io
 import json
 
 import numpy as np
@@ -156,6 +157,35 @@ def test_tfrecord_ids_as_labels_and_duplicates_found_from_fingerprints(tmp_path)
     assert data.class_names == ["0", "1"]
     assert sum(map(len, data.report["duplicates_within"].values())) == 6
     assert data.report["leakage"]["pairs"] == []  # copies kept together when carving val
+
+
+def test_streamed_images_are_checked_once_when_sharded(tmp_path):
+    path = tmp_path / "mine.tfrecord"
+    bmp = io.BytesIO()
+    Image.new("RGB", (6, 6), (200, 10, 10)).convert("P").save(bmp, "BMP")  # TF misreads it
+    with tf.io.TFRecordWriter(str(path)) as writer:
+        for i in range(12):
+            png = tf.io.encode_png(tf.fill([4, 4, 3], tf.constant(i * 9, tf.uint8))).numpy()
+            image = {3: b"\x89PNG not really", 5: bmp.getvalue()}.get(i, png)
+            writer.write(example_proto(image, i % 2, "class", f"item{i}"))
+    data = ["data.source=tfrecord", f"data.path={path}", "data.test_fraction=0.0"]
+    recipe = shard_recipe(str(path), overrides=[*data, "data.val_fraction=0.0"])
+    out = write_shards(recipe, tmp_path / "shards")
+    report = json.loads((out / "data_report.json").read_text())
+    assert report["corrupt"][0]["file"] == "mine.tfrecord[3]"
+    assert [c["file"] for c in report["converted"]] == ["mine.tfrecord[5]"]
+    assert report["counts"]["train"]["per_class"] == {"0": 6, "1": 5}  # item3 left out
+    assert report["inspection"]["checked_by"].startswith("tltk data shard")
+    manifest = json.loads((out / MANIFEST).read_text())
+    assert manifest["splits"]["train"]["count"] == 11
+    assert manifest["checks"]["found"]["corrupt"] == 1
+    shards = load_image_data(DataConfig(source="tfrecord", path=str(out)), seed=0)
+    images = shards.splits["train"].raw_examples(11)
+    assert all(x[:4] == b"\x89PNG" for x in images)  # the BMP became a PNG in the shard
+    strict = [*data, "data.val_fraction=0.0", "data.clean.corrupt=error"]
+    with pytest.raises(DataError, match=r"mine.tfrecord\[3\]"):
+        write_shards(shard_recipe(str(path), overrides=strict), tmp_path / "strict")
+    assert not (tmp_path / "strict").exists()
 
 
 def test_a_tfds_split_streams_into_shards_that_match_it(tmp_path, monkeypatch):

@@ -48,7 +48,7 @@ def assemble_labelled_data(
         splits, digests = _carve(splits, digests, missing, seed=seed, regression=regression)
     splits, duplicates = check_duplicates(splits, digests, cfg.clean, source.class_names)
     splits = {n: splits[n] for n in ("train", "val", "test") if n in splits and len(splits[n])}
-    counts = {n: _counts(s, source.class_names, regression) for n, s in splits.items()}
+    counts = {n: split_counts(s.labels, source.class_names, regression) for n, s in splits.items()}
     if not regression:
         _check_train_counts(source, counts.get("train", {}), cfg.clean.min_per_class)
     report = {
@@ -120,15 +120,16 @@ def _carve(
     return splits, digests
 
 
-def _counts(split: Split, class_names: list[str], regression: bool) -> dict:
+def split_counts(labels: np.ndarray, class_names: list[str], regression: bool) -> dict:
+    """The report's counts of one split: its total and (classes) its examples per class."""
     if regression:
-        return {"total": len(split)}
-    labels = np.asarray(split.labels)
+        return {"total": len(labels)}
+    labels = np.asarray(labels)
     per = (
         labels.sum(axis=0) if labels.ndim == 2 else np.bincount(labels, minlength=len(class_names))
     )
     return {
-        "total": len(split),
+        "total": len(labels),
         "per_class": {c: int(n) for c, n in zip(class_names, per, strict=True)},
     }
 

@@ -22,11 +22,13 @@ from pathlib import Path
 import numpy as np
 import tensorflow as tf
 
+from tltk.data.assemble import split_counts
 from tltk.data.errors import DataError
 from tltk.data.parallel import progress_bar
 from tltk.data.records import example_proto
 from tltk.data.report import summary_check_counts
 from tltk.data.shard_manifest import FORMAT, MANIFEST, VERSION, file_entry, remember_hashes
+from tltk.data.stream_checks import StreamImageCheck, record_stream_checks
 from tltk.data.types import LabelledData, Split
 from tltk.io import atomic_directory, atomic_write_json
 from tltk.recipe import Recipe, load_recipe
@@ -81,10 +83,17 @@ def write_shards(
             recipe.data, seed=recipe.seed, label_kind=label_kind, report_path=report_path
         )
         limits = (shard_examples, int(shard_mb * 1024**2))
+        checks = _stream_checks(data, recipe)
         splits = {
-            name: _write_split(tmp, name, split, data, label_kind, recipe.seed, limits)
+            name: _write_split(
+                tmp, name, split, data, label_kind, recipe.seed, limits, checks.get(name)
+            )
             for name, split in data.splits.items()
         }
+        if checks:
+            record_stream_checks(data.report, checks)
+            atomic_write_json(report_path, data.report)  # with what the checks found
+            _say_checked(checks)
         shutil.rmtree(tmp / "converted_images", ignore_errors=True)  # inside the shards now
         manifest = _manifest(recipe, data, label_kind, splits, report_path, limits)
         atomic_write_json(tmp / MANIFEST, manifest)
@@ -95,23 +104,43 @@ def write_shards(
     return out
 
 
-def _write_split(folder: Path, name: str, split: Split, data, label_kind, seed, limits) -> dict:
+def _stream_checks(data: LabelledData, recipe: Recipe) -> dict[str, StreamImageCheck]:
+    """A check for each streamed image split: its images were not decoded when loading."""
+    return {
+        name: StreamImageCheck(recipe.data.clean)
+        for name, split in data.splits.items()
+        if split.streamed and split.records.example_kind == "bytes"
+    }
+
+
+def _say_checked(checks: dict[str, StreamImageCheck]) -> None:
+    checked = sum(len(c.kept) + len(c.corrupt) for c in checks.values())
+    corrupt = sum(len(c.corrupt) for c in checks.values())
+    converted = sum(len(c.converted) for c in checks.values())
+    print(f"Checked {checked} streamed images while writing: {corrupt} corrupt (left out), "
+          f"{converted} converted to RGB PNG")  # fmt: skip
+
+
+def _write_split(folder: Path, name: str, split: Split, data, label_kind, seed, limits,
+                 check: StreamImageCheck | None) -> dict:  # fmt: skip
     order = _order(split, name, seed)
     labels = split.labels[order]
     digests, shards = [], []
     writer, count, size = None, 0, 0
     bar = progress_bar(len(split), f"writing {name} shards")
-    for example, origin in _examples(split, order):
+    for position, (example, origin) in enumerate(_examples(split, order)):
+        if bar is not None:
+            bar.update(1)
+        if check is not None and (example := check(example, origin, position)) is None:
+            continue
         if writer is None:
             path = folder / f"{name}-{len(shards):05d}.tfrecord"
             writer, count, size = tf.io.TFRecordWriter(str(path)), 0, 0
         data_bytes = example.encode("utf-8") if isinstance(example, str) else example
         digests.append(hashlib.blake2b(data_bytes, digest_size=16).hexdigest())
-        record = example_proto(example, labels[len(digests) - 1], label_kind, origin)
+        record = example_proto(example, labels[position], label_kind, origin)
         writer.write(record)
         count, size = count + 1, size + len(record)
-        if bar is not None:
-            bar.update(1)
         if count >= limits[0] or size >= limits[1]:
             writer.close()
             shards.append((path, count))
@@ -121,6 +150,11 @@ def _write_split(folder: Path, name: str, split: Split, data, label_kind, seed, 
         shards.append((path, count))
     if bar is not None:
         bar.close()
+    if check is not None:
+        check.refuse_corrupt()
+        labels = labels[check.kept]  # the counts of the split as written
+        counts = split_counts(labels, data.class_names, regression=label_kind == "value")
+        data.report["counts"][name] = counts
     return _split_files(folder, name, shards, labels, np.array(digests, dtype="S32"), data)
 
 
