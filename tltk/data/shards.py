@@ -37,6 +37,8 @@ SHARD_EXAMPLES = 10_000
 SHARD_MB = 100.0
 """A shard is closed at this many records or MB, whichever comes first: enough files to
 shuffle and read in parallel, each large enough to read efficiently."""
+STREAM_BATCH = 256
+"""Records of a streamed split read from tf.data at once when writing it."""
 TEXT_SUFFIXES = (".csv", ".tsv", ".tab", ".jsonl", ".ndjson", ".json", ".txt")
 
 
@@ -173,9 +175,12 @@ def _examples(split: Split, order: np.ndarray) -> Iterator[tuple[bytes | str, st
         from tltk.data.pipeline import record_stream
 
         text = split.records.example_kind == "text"
-        stream = record_stream(split, np.zeros(len(split))).as_numpy_iterator()
-        for i, (raw, _) in enumerate(stream):
-            yield (raw.decode("utf-8") if text else raw), split.origin(i)
+        stream = record_stream(split, np.zeros(len(split))).batch(STREAM_BATCH)
+        i = 0
+        for block, _ in stream.as_numpy_iterator():  # a block at a time: far fewer Python
+            for raw in block:  # round trips through tf.data than one per record
+                yield (raw.decode("utf-8") if text else raw), split.origin(i)
+                i += 1
         return
     for i in order:
         example = split.examples[i]
