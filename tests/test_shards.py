@@ -209,6 +209,24 @@ def test_a_tfds_split_streams_into_shards_that_match_it(tmp_path, monkeypatch):
         assert shards.raw_examples(2)[1][:4] == b"\x89PNG"
 
 
+def test_a_folder_of_tfrecord_files_is_scanned_in_file_order(tmp_path):
+    folder = tmp_path / "records"
+    folder.mkdir()
+    gray = 0
+    for k, n in enumerate([5, 0, 3, 4]):  # an empty file among them
+        with tf.io.TFRecordWriter(str(folder / f"part-{k}.tfrecord")) as writer:
+            for _ in range(n):
+                png = tf.io.encode_png(tf.fill([4, 4, 3], tf.constant(gray, tf.uint8))).numpy()
+                writer.write(example_proto(png, gray % 2, "class", f"g{gray}"))
+                gray += 1
+    cfg = DataConfig(source="tfrecord", path=str(folder), val_fraction=0.0, test_fraction=0.0)
+    train = load_image_data(cfg, seed=0).splits["train"]
+    assert train.records.counts == [5, 0, 3, 4] and train.origin(6) == "part-2.tfrecord[1]"
+    assert train.labels.tolist() == [g % 2 for g in range(12)]
+    pixels = [tf.io.decode_png(x)[0, 0, 0].numpy() for x in train.raw_examples(12)]
+    assert pixels == list(range(12))
+
+
 def test_cli_shards_a_folder_and_tltk_trains_on_the_shards(tmp_path, capsys):
     folder = make_image_folder(tmp_path / "images", {"a": 12, "b": 12})
     out = tmp_path / "shards"

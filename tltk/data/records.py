@@ -136,15 +136,18 @@ def scan_records(ds: tf.data.Dataset, *, text: bool, batch: int = SCAN_BATCH) ->
     """One tf.data pass over (example, label) pairs: what splitting and the checks need,
     without any example reaching Python.
 
-    Returns numpy arrays aligned with the records: `labels` (as the dataset gives them; a
+    An optional third element of each record (e.g. the index of its file) comes back as
+    `files`. Returns numpy arrays aligned with the records: `labels` (as the dataset gives them; a
     ragged label gives `label_values` and `label_lengths` instead), `sizes` (bytes),
     `digests` (uint64 content hashes: 64-bit FarmHash fingerprints by `tf.fingerprint`, in
     C++), and for texts `bad` (bytes that are not UTF-8) and `empty` (nothing but spaces;
     the digest is the cleaned text's).
     """
 
-    def measure(examples, labels):
+    def measure(examples, labels, *files):
         out = {"sizes": tf.strings.length(examples)}
+        if files:
+            out["files"] = files[0]
         if isinstance(labels, tf.RaggedTensor):
             out.update(label_values=labels.values, label_lengths=labels.row_lengths())
         else:
@@ -164,8 +167,9 @@ def scan_records(ds: tf.data.Dataset, *, text: bool, batch: int = SCAN_BATCH) ->
             parts.setdefault(key, []).append(value)
     found = {k: np.concatenate(v) for k, v in parts.items() if k != "digests"}
     none = {"sizes": np.int64, "labels": np.int64, "label_values": np.int64,
-            "label_lengths": np.int64, "bad": bool, "empty": bool}  # fmt: skip
+            "label_lengths": np.int64, "bad": bool, "empty": bool, "files": np.int64}  # fmt: skip
     wanted = ["sizes", *(["label_values", "label_lengths"] if ragged else ["labels"])]
+    wanted += ["files"] if len(ds.element_spec) > 2 else []
     for key in wanted + (["bad", "empty"] if text else []):
         found.setdefault(key, np.zeros(0, none[key]))  # an empty dataset
     digests = parts.get("digests", [])
