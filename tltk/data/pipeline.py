@@ -123,6 +123,9 @@ def build_pipeline(
         stream = _TrainingStream(ds, prepare, n, nbytes, batch_size, seed, cached, remainder)
         ds = stream(start_batch // per_pass, window, passes).skip(start_batch % per_pass)
     else:
+        if split.streamed:  # a stream's length is unknown to tf.data (Keras' predict then
+            # warns that its input "ran out of data"); the split knows it
+            ds = ds.apply(tf.data.experimental.assert_cardinality(n))
         ds = ds.map(prepare, num_parallel_calls=tf.data.AUTOTUNE)
         ds = (ds.cache() if cached else ds).batch(batch_size)
         if remainder == "pad":
