@@ -114,7 +114,7 @@ def test_every_registered_reader_honours_the_contract():
 
 def test_an_unknown_source_for_a_modality_names_the_known_ones():
     with pytest.raises(
-        DataError, match=r"'folder' is not a source of text data \(use text, csv, tfds\)"
+        DataError, match=r"'folder' is not a source of text data \(use text, csv, tfds, tfrecord\)"
     ):
         sources.read_source(DataConfig(source="folder"), "text", "class")
     with pytest.raises(DataError, match=r"no data sources for 'audio' data; known: image, text"):

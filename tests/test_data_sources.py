@@ -225,11 +225,14 @@ def test_tfds_mock_reads_encoded_bytes_and_splits(tmp_path, monkeypatch):
     cfg = DataConfig(source="tfds", name="tf_flowers", data_dir=str(tmp_path))
     with tfds.testing.mock_data(num_examples=40):
         out = load_image_data(cfg, seed=0)
+        train = out.splits["train"]
+        # Streamed: the split holds record ids and labels; the images stay in tfds's stream
+        # (read again on demand, here inside the mock).
+        assert train.kind == "records" and train.examples.dtype == np.int64
+        assert train.raw_examples(1)[0][:4] == b"\x89PNG"
     assert out.class_names == ["dandelion", "daisy", "tulips", "sunflowers", "roses"]
     assert {n: len(s) for n, s in out.splits.items()} == {"train": 32, "val": 4, "test": 4}
-    train = out.splits["train"]
-    assert train.kind == "bytes" and train.examples[0][:4] == b"\x89PNG"
-    assert train.origins[0].startswith("tfds:tf_flowers/train[")
+    assert train.origin(0).startswith("tfds:tf_flowers/train[")
 
 
 def test_tfds_not_prepared_fails_fast_with_the_fix(tmp_path, monkeypatch):

@@ -96,6 +96,7 @@ def pipeline(
         head_type=recipe.head_type,
         remainder=remainder(training, replicas),
         start_batch=start_batch,
+        shuffle_buffer=recipe.data.shuffle_buffer,
     )
 
 

@@ -12,6 +12,7 @@ from pathlib import Path
 
 import keras
 import numpy as np
+import tensorflow as tf
 
 from tltk.backbones.base import BackboneError, TextBackbone, register_text_backbone
 
@@ -114,6 +115,11 @@ def _vectorizer(sequence_length, max_tokens, standardize, vocabulary, train_text
         name="text_vectorization",
     )
     if vocabulary is None:
+        if isinstance(train_texts, tf.data.Dataset):  # a streamed split: adapt batch by batch
+            vectorizer.adapt(train_texts.batch(256))
+            if vectorizer.vocabulary_size() > 1:
+                return vectorizer
+            train_texts = None
         if train_texts is None or not len(train_texts):
             raise BackboneError(
                 "text_rnn learns its vocabulary from the training texts, and none were given"

@@ -12,7 +12,7 @@ from pathlib import Path
 
 import numpy as np
 
-from tltk.data.cleaning import check_duplicates
+from tltk.data.duplicates import check_duplicates
 from tltk.data.errors import DataError
 from tltk.data.splits import split_indices, strata
 from tltk.data.types import LabelledData, SourceData, Split
@@ -48,7 +48,7 @@ def assemble_labelled_data(
         splits, digests = _carve(splits, digests, missing, seed=seed, regression=regression)
     splits, duplicates = check_duplicates(splits, digests, cfg.clean, source.class_names)
     splits = {n: splits[n] for n in ("train", "val", "test") if n in splits and len(splits[n])}
-    counts = {n: _counts(s, source.class_names, regression) for n, s in splits.items()}
+    counts = {n: split_counts(s.labels, source.class_names, regression) for n, s in splits.items()}
     if not regression:
         _check_train_counts(source, counts.get("train", {}), cfg.clean.min_per_class)
     report = {
@@ -70,6 +70,30 @@ def assemble_labelled_data(
     if report_path is not None:
         atomic_write_json(report_path, report)
     return LabelledData(source.class_names, splits, multi_label=multi_label, report=report)
+
+
+def record_digests(split: Split) -> np.ndarray:
+    """The content hashes of a streamed split's records (from its reader's pass, or the shard
+    manifest), aligned with the split."""
+    if split.records.digests is None:
+        raise ValueError("a streamed split needs its records' digests for the duplicate checks")
+    return np.asarray(split.records.digests)[split.examples]
+
+
+def inspection_note(source: SourceData, streamed: list[str], *, decoded: bool = False) -> dict:
+    """What the report says about checks of streamed splits: trusted from the shard manifest
+    that ran them once (`source.checked`), or, for images streamed from elsewhere, not run
+    (they are decoded only in training); `decoded`: the reader's pass checked everything."""
+    if source.checked is not None:
+        return {"trusted": True, "splits": streamed, **source.checked}
+    if decoded:
+        return {"trusted": False, "splits": streamed, "checked_by": "the reader's pass"}
+    return {
+        "trusted": False,
+        "splits": streamed,
+        "not_checked": "streamed images are decoded in training only, not before it; "
+        "`tltk data shard` checks every image once and writes shards whose manifest runs trust",
+    }
 
 
 def _carve(
@@ -96,15 +120,16 @@ def _carve(
     return splits, digests
 
 
-def _counts(split: Split, class_names: list[str], regression: bool) -> dict:
+def split_counts(labels: np.ndarray, class_names: list[str], regression: bool) -> dict:
+    """The report's counts of one split: its total and (classes) its examples per class."""
     if regression:
-        return {"total": len(split)}
-    labels = np.asarray(split.labels)
+        return {"total": len(labels)}
+    labels = np.asarray(labels)
     per = (
         labels.sum(axis=0) if labels.ndim == 2 else np.bincount(labels, minlength=len(class_names))
     )
     return {
-        "total": len(split),
+        "total": len(labels),
         "per_class": {c: int(n) for c, n in zip(class_names, per, strict=True)},
     }
 

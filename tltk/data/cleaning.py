@@ -1,5 +1,6 @@
-"""Find what would break or mislead training before it starts: corrupt files, images TensorFlow
-decodes wrongly, exact duplicates, train/test leakage and conflicting labels.
+"""Find what would break or mislead training before it starts: corrupt files and images
+TensorFlow decodes wrongly, and the content hash of every file (duplicates and leakage are
+found from those by tltk/data/duplicates.py).
 
 Files that `tf.io.decode_image(..., channels=3)` (the decode the pipeline and the SavedModel
 share) reads correctly are counted; files it decodes wrongly or not at all (8-bit palette BMPs,
@@ -7,7 +8,9 @@ BMP variants, TIFF/PPM named .png/.jpg) are converted; truncated or random bytes
 The measurements behind that split, per kind of file, are in docs/MEASURED.md.
 
 Converted files become 8-bit RGB PNGs in a cache folder (named by the source's content hash, so
-re-runs reuse them); the user's files are never modified.
+re-runs reuse them); the user's files are never modified. What checking a file found is kept
+in the check cache (tltk/data/check_cache.py) under its path, size and times, so the next run
+over unchanged files opens none of them.
 """
 
 from __future__ import annotations
@@ -19,24 +22,22 @@ import struct
 import tempfile
 import threading
 from collections import defaultdict
-from collections.abc import Callable, Iterable
-from concurrent.futures import ThreadPoolExecutor
-from dataclasses import dataclass
+from collections.abc import Callable
+from dataclasses import asdict, dataclass
 from pathlib import Path
 
 import numpy as np
 from PIL import Image
 
+from tltk.data.check_cache import CheckCache, file_key
 from tltk.data.errors import DataError
-from tltk.data.types import Split, label_name
+from tltk.data.parallel import parallel_map
+from tltk.data.types import Split
 from tltk.io import atomic_write_bytes
 from tltk.recipe import CleanConfig
 
 TF_FORMATS = frozenset({"JPEG", "PNG", "GIF", "BMP", "WEBP"})
 """Pillow format names of files `tf.io.decode_image` can decode (BMP only partly, see above)."""
-
-SPLIT_PRIORITY = ("train", "val", "test")
-"""Leakage keeps the copy in the earliest split of this order and drops the later ones."""
 
 
 @dataclass
@@ -49,19 +50,6 @@ class FileCheck:
     error: str | None = None
     convert: str | None = None
     """Why TensorFlow would decode it wrongly (then it is converted), or None."""
-
-
-def parallel_map(fn: Callable, items: Iterable, *, threads: int) -> list:
-    """`fn` over items, in a thread pool when `threads` > 1.
-
-    Threads pay off only for large files, where Pillow's decoding (which releases the GIL)
-    dominates; for small ones the GIL hand-offs cost more (docs/MEASURED.md).
-    """
-    items = list(items)
-    if threads <= 1 or len(items) < 2 * threads:
-        return [fn(x) for x in items]
-    with ThreadPoolExecutor(max_workers=threads) as pool:
-        return list(pool.map(fn, items))
 
 
 def threads_for(split: Split, sample: int = 32, large_bytes: int = 64 * 1024) -> int:
@@ -133,36 +121,99 @@ def to_rgb_png(data: bytes) -> bytes:
 
 
 def inspect_split(
-    split: Split, policy: CleanConfig, converted_dir: Callable[[], Path]
+    split: Split,
+    policy: CleanConfig,
+    converted_dir: Callable[[], Path],
+    cache: CheckCache | None = None,
 ) -> tuple[Split, np.ndarray, dict]:
     """Drop corrupt files, convert the ones TF misreads, hash all. Returns the cleaned split,
-    its content digests (aligned with it) and the report entries.
+    its content digests (aligned with it) and the report entries (`cached`: how many files'
+    checks came from `cache` unopened).
 
     `converted_dir` is called only when a file needs converting (it may create a folder).
+    `cache` (files only, kind "image") remembers each file's check by path, size and times.
     """
+    keys = _keys(split) if cache is not None else [None] * len(split)
+    known = cache.get_many(k for k in keys if k) if cache is not None else {}
+    inspect = _Inspector(split, converted_dir)
 
     def run(i: int) -> tuple[FileCheck, str | bytes | None]:
-        """Check one file; convert it when TF would misread it. Returns what replaces it."""
+        stored = known.get(keys[i][0]) if keys[i] else None
+        return inspect.reuse(i, FileCheck(**stored)) if stored else inspect(i)
+
+    results = parallel_map(
+        run, range(len(split)), threads=threads_for(split), desc="checking images"
+    )
+    if cache is not None:
+        cache.put_many(
+            (keys[i], asdict(check))
+            for i, (check, _) in enumerate(results)
+            if keys[i] and keys[i][0] not in known and i not in inspect.unreadable
+        )
+    cleaned, digests, found = _apply(split, results, policy)
+    found["cached"] = len(known)
+    return cleaned, digests, found
+
+
+def _keys(split: Split) -> list:
+    """The check cache's key of each file (None for in-memory bytes or a file that cannot be
+    stat'ed: it is checked, and its failure reported, as without a cache)."""
+    if split.kind != "path":
+        return [None] * len(split)
+    keys = []
+    for path in split.examples:
         try:
-            data = read_bytes(split.examples[i], split.kind)
+            keys.append(file_key(str(path)))
+        except OSError:
+            keys.append(None)
+    return keys
+
+
+class _Inspector:
+    """Checks one example (`__call__`), or reuses a remembered check (`reuse`): either way a
+    file TF would misread is converted, into `converted_dir`, named by its content hash."""
+
+    def __init__(self, split: Split, converted_dir: Callable[[], Path]):
+        self.split, self.converted_dir = split, converted_dir
+        self.unreadable: set[int] = set()
+        """Examples that could not be read (not remembered: the next run tries again)."""
+
+    def __call__(self, i: int) -> tuple[FileCheck, str | bytes | None]:
+        try:
+            data = read_bytes(self.split.examples[i], self.split.kind)
         except OSError as e:
+            self.unreadable.add(i)
             return FileCheck(error=f"{type(e).__name__}: {e}"), None
         check = check_file(data)
         if not check.convert or check.error:
             return check, None
+        return check, self._convert(check, data)
+
+    def reuse(self, i: int, check: FileCheck) -> tuple[FileCheck, str | bytes | None]:
+        if not check.convert or check.error:
+            return check, None
+        target = self.converted_dir() / f"{check.digest}.png"
+        if target.exists():  # converted before, in this run's folder
+            return check, str(target)
+        return self(i)
+
+    def _convert(self, check: FileCheck, data: bytes) -> str | bytes | None:
         try:
             png = to_rgb_png(data)
         except Exception as e:  # a mode Pillow reads but cannot convert: unusable
             check.error = f"cannot convert ({check.convert}): {type(e).__name__}: {e}"
-            return check, None
-        if split.kind == "bytes":
-            return check, png
-        target = converted_dir() / f"{check.digest}.png"  # content-named: re-runs reuse it
+            return None
+        if self.split.kind == "bytes":
+            return png
+        target = self.converted_dir() / f"{check.digest}.png"  # content-named: re-runs reuse it
         if not target.exists():
             atomic_write_bytes(target, png)
-        return check, str(target)
+        return str(target)
 
-    results = parallel_map(run, range(len(split)), threads=threads_for(split))
+
+def _apply(split: Split, results: list, policy: CleanConfig) -> tuple[Split, np.ndarray, dict]:
+    """The split without its corrupt files and with its converted ones, their digests, and
+    what was found (or a DataError under `clean.corrupt: error`)."""
     origins = split.origins or [str(x) for x in split.examples]
     examples = split.examples.copy()
     corrupt, converted, kinds = [], [], defaultdict(int)
@@ -210,75 +261,3 @@ def default_converted_dir(report_path: str | os.PathLike | None) -> Callable[[],
             return made[0]
 
     return get
-
-
-# --------------------------------------------------------------------------- duplicates
-
-
-def check_duplicates(
-    splits: dict[str, Split],
-    digests: dict[str, np.ndarray],
-    policy: CleanConfig,
-    class_names: list[str] | None = None,
-) -> tuple[dict[str, Split], dict]:
-    """Report exact duplicates within splits, across splits (leakage) and with differing labels;
-    apply `policy.leakage` (report / drop later copies / error)."""
-    within, leakage, conflicts, drop = _find_duplicates(splits, digests, class_names)
-    if leakage and policy.leakage == "error":
-        shown = "\n  ".join(f"{p['kept']} == {p['copy']}" for p in leakage[:10])
-        more = f"\n  ... and {len(leakage) - 10} more" if len(leakage) > 10 else ""
-        raise DataError(
-            f"{len(leakage)} exact duplicate(s) across splits (train/test leakage):\n"
-            f"  {shown}{more}\nRemove the copies, or set data.clean.leakage: drop (drops them "
-            "from val/test) or report."
-        )
-    if policy.leakage == "drop":
-        for name, idx in drop.items():
-            keep = np.setdiff1d(np.arange(len(splits[name])), idx)
-            splits = {**splits, name: splits[name].subset(keep)}
-    report = {
-        "duplicates_within": within,
-        "leakage": {
-            "policy": policy.leakage,
-            "pairs": leakage,
-            "dropped": sum(map(len, drop.values())) if policy.leakage == "drop" else 0,
-        },
-        "label_conflicts": conflicts,
-    }
-    return splits, report
-
-
-def _find_duplicates(
-    splits: dict[str, Split], digests: dict[str, np.ndarray], class_names: list[str] | None
-) -> tuple[dict, list[dict], list[dict], dict[str, list[int]]]:
-    """Groups of equal examples within each split, leakage pairs (the first copy, in train, val,
-    test order, is kept), label conflicts, and the indices of the later copies per split."""
-    where: dict[str, list[tuple[str, int]]] = defaultdict(list)
-    for name in _ordered(splits):
-        for i, digest in enumerate(digests[name]):
-            where[digest].append((name, i))
-    within: dict[str, list[list[str]]] = defaultdict(list)
-    leakage, conflicts = [], []
-    drop: dict[str, list[int]] = defaultdict(list)
-    for places in (p for p in where.values() if len(p) > 1):
-        by_split: dict[str, list[int]] = defaultdict(list)
-        for name, i in places:
-            by_split[name].append(i)
-        for name, idx in by_split.items():
-            if len(idx) > 1:
-                within[name].append([splits[name].origin(i) for i in idx])
-        first_name, first_i = places[0]
-        kept = splits[first_name].origin(first_i)
-        for name, i in places:
-            if name != first_name:
-                pair = {"kept": kept, "copy": splits[name].origin(i)}
-                leakage.append({**pair, "splits": f"{first_name}/{name}"})
-                drop[name].append(i)
-        labels = [label_name(splits[n].labels[i], class_names) for n, i in places]
-        if len({str(x) for x in labels}) > 1:
-            conflicts.append({"files": [splits[n].origin(i) for n, i in places], "labels": labels})
-    return dict(within), leakage, conflicts, drop
-
-
-def _ordered(splits: dict[str, Split]) -> list[str]:
-    return sorted(splits, key=lambda s: SPLIT_PRIORITY.index(s) if s in SPLIT_PRIORITY else 99)

@@ -13,7 +13,8 @@ from __future__ import annotations
 from collections import Counter
 from pathlib import Path
 
-from tltk.data.assemble import assemble_labelled_data
+from tltk.data.assemble import assemble_labelled_data, inspection_note, record_digests
+from tltk.data.check_cache import maybe_cache
 from tltk.data.cleaning import default_converted_dir, inspect_split
 from tltk.data.errors import DataError
 from tltk.data.labels import label_kind_of
@@ -62,13 +63,7 @@ def load_image_data(
     if cfg.limit_per_class is not None and not regression:
         splits = {n: limit_per_class(s, cfg.limit_per_class, seed=seed) for n, s in splits.items()}
 
-    converted_dir = default_converted_dir(report_path)
-    digests, inspection = {}, {"corrupt": [], "converted": [], "modes": Counter()}
-    for name in list(splits):
-        splits[name], digests[name], found = inspect_split(splits[name], cfg.clean, converted_dir)
-        for key, value in found.items():
-            inspection[key] += value  # lists extend, the Counter of modes adds up
-
+    splits, digests, inspection = _inspect(splits, cfg, source, report_path)
     extra = {**read, **inspection}
     data = assemble_labelled_data(
         source,
@@ -84,6 +79,28 @@ def load_image_data(
     for line in summary(data.report):
         print(line)
     return data
+
+
+def _inspect(splits: dict, cfg: DataConfig, source, report_path) -> tuple[dict, dict, dict]:
+    """Check the files of every split (the check cache skips unchanged ones). A streamed split
+    is not decoded here: its digests come from the reader's pass over it, and its checks from
+    the shard manifest (`source.checked`), or from nowhere, which the report says."""
+    converted_dir = default_converted_dir(report_path)
+    digests, found_all = {}, {"corrupt": [], "converted": [], "modes": Counter(), "cached": 0}
+    with maybe_cache("image", cfg.clean.cache) as cache:
+        for name in list(splits):
+            if splits[name].streamed:
+                digests[name] = record_digests(splits[name])
+                continue
+            splits[name], digests[name], found = inspect_split(
+                splits[name], cfg.clean, converted_dir, cache
+            )
+            for key, value in found.items():
+                found_all[key] += value  # lists extend, counts and the Counter add up
+    streamed = [n for n, s in splits.items() if s.streamed]
+    if streamed:
+        found_all["inspection"] = inspection_note(source, streamed)
+    return splits, digests, found_all
 
 
 def _refuse_missing(missing: list[dict]) -> None:
@@ -106,4 +123,12 @@ def summary(report: dict) -> list[str]:
             "non-image files ignored": len(report["ignored_files"]),
         },
         what="image",
+    ) + cache_line(report)
+
+
+def cache_line(report: dict) -> list[str]:
+    """How many files' checks the check cache answered (they were not opened)."""
+    cached = report.get("cached", 0)
+    return (
+        [f"  {cached} file checks reused from the check cache (unchanged files)"] if cached else []
     )

@@ -1,8 +1,16 @@
 """The one tf.data pipeline builder: a `Split` -> batches of (inputs, labels) for Keras.
 
-    from_tensor_slices -> [train: permuted per pass] -> [read files] -> parallel decode
-    -> [cache -> train: permute the decoded examples again, since a cache replays one order]
-    -> batch [drop or pad the remainder] -> prepare_batch -> augment -> prefetch
+    from_tensor_slices | records stream -> [train: permuted per pass] -> [read files]
+    -> parallel decode -> [cache -> train: permute the decoded examples again, since a cache
+    replays one order] -> batch [drop or pad the remainder] -> prepare_batch -> augment
+    -> prefetch
+
+A split held in memory (paths, bytes, texts) starts from `from_tensor_slices`. A streamed split
+(kind "records": TFRecord shards, a tfds split) starts from its `Records.dataset`: evaluation
+reads the records in their one fixed order; each training pass reads its files in an order
+permuted by (seed, pass) and permutes windows of `shuffle_buffer` records, so memory holds a
+window or two of encoded examples, never the split. Its labels stay in memory (tiny next to the
+examples) and are gathered by record id, so relabelling and splitting never touch the files.
 
 What an example becomes is the modality's `Preprocessor` (tltk/modalities/): its `decode` per
 example (images: float32 [S, S, 3] in 0..255 by `decode_image`, as in the exported model) and
@@ -36,6 +44,9 @@ SHUFFLE_BUFFER_BYTES = 256 * 1024**2
 """A cached split is permuted in windows of decoded images; bound their memory, not length."""
 WINDOW_EXAMPLES = 50_000
 """An uncached split (file paths, encoded bytes, texts) is permuted in windows this long."""
+RECORD_WINDOW_BYTES = 128 * 1024**2
+"""A streamed split's default shuffle window: as many records as fill this (encoded), at most
+WINDOW_EXAMPLES. Two windows can be in memory at once (one filling while one is consumed)."""
 
 
 def build_pipeline(
@@ -51,6 +62,7 @@ def build_pipeline(
     head_type: str = "classification",
     remainder: str = "keep",
     start_batch: int = 0,
+    shuffle_buffer: int | None = None,
 ) -> tf.data.Dataset:
     """Batches of `(inputs, labels)` from a split; deterministic given `seed`.
 
@@ -62,7 +74,7 @@ def build_pipeline(
 
     Args:
         split: examples of kind "path" (files, read first), "bytes" or "text": one of the
-            preprocessor's `example_kinds`.
+            preprocessor's `example_kinds`; or "records" whose records hold one of those.
         num_classes: K, the width of one-hot / multi-hot labels.
         preprocessor: the modality's raw example -> model input (`decode` per example,
             `prepare_batch` per batch), the one the exported model applies too.
@@ -78,28 +90,39 @@ def build_pipeline(
             and the training shuffle leaves out different examples each epoch), or "pad" it to
             `batch_size` with blank examples at the end (evaluation under several replicas:
             predictions are then sliced back to the split's length).
+        shuffle_buffer: a streamed split's shuffle window in records (the memory/quality
+            trade-off: a window holds that many encoded examples); None: `record_window`.
     """
     if remainder not in ("keep", "drop", "pad"):
         raise ValueError(f"remainder must be keep, drop or pad, not {remainder!r}")
     if cache not in ("auto", "memory", "none"):
         raise ValueError(f"cache must be auto, memory or none, not {cache!r}")
-    if split.kind not in preprocessor.example_kinds:
+    kind = split.records.example_kind if split.streamed else split.kind
+    if kind not in preprocessor.example_kinds:
         raise ValueError(
-            f"a split of kind {split.kind!r}, but the {preprocessor.kind} preprocessor reads "
+            f"a split of kind {kind!r}, but the {preprocessor.kind} preprocessor reads "
             f"{', '.join(preprocessor.example_kinds)}"
         )
     n, nbytes = len(split), preprocessor.example_nbytes
     head = get_head(head_type)
-    ds = tf.data.Dataset.from_tensor_slices((_examples(split), head.label_array(split.labels)))
+    labels = head.label_array(split.labels)
     read = tf.io.read_file if split.kind == "path" else (lambda raw: raw)
+    ds, window, passes = _source(split, labels, batch_size, shuffle_buffer)
 
     def prepare(example, label):
         return preprocessor.decode(read(example)), head.encode_label(label, num_classes)
 
     order = stream_order(n, nbytes, cache, batch_size)
     if training:
-        ds = _training_stream(ds, prepare, n, order, batch_size, seed, remainder, start_batch)
+        if not order.cached:  # a streamed split's window (in memory: WINDOW_EXAMPLES too)
+            order = StreamOrder(False, window)
+        ds = _training_stream(
+            ds, prepare, n, order, batch_size, seed, remainder, start_batch, passes=passes
+        )
     else:
+        if split.streamed:  # a stream's length is unknown to tf.data (Keras' predict then
+            # warns that its input "ran out of data"); the split knows it
+            ds = ds.apply(tf.data.experimental.assert_cardinality(n))
         ds = ds.map(prepare, num_parallel_calls=tf.data.AUTOTUNE)
         ds = _batches(ds.cache() if order.cached else ds, batch_size, remainder)
     if preprocessor.prepare_batch is not None:
@@ -117,13 +140,28 @@ def sharding_options(policy: str = "DATA") -> tf.data.Options:
     is right for a split held as a list of examples (paths, bytes, texts) and keeps every
     worker's batches in step with the single-process stream. FILE (each worker reads its own
     files) is for sources sharded into files; TensorFlow's default, AUTO, would try FILE first
-    and fall back to DATA with a warning.
+    and fall back to DATA with a warning. Streamed splits (TFRecord shards) keep DATA too: it
+    costs every worker a read of every shard, but keeps the (seed, epoch) order resume needs.
     """
     options = tf.data.Options()
     options.experimental_distribute.auto_shard_policy = getattr(
         tf.data.experimental.AutoShardPolicy, policy
     )
     return options
+
+
+def _source(split: Split, labels: np.ndarray, batch_size: int, shuffle_buffer: int | None):
+    """(example, label) in the split's order, the training shuffle window, and for a streamed
+    split the function that reads one training pass (None: passes permute the first)."""
+    if not split.streamed:
+        ds = tf.data.Dataset.from_tensor_slices((_examples(split), labels))
+        return ds, WINDOW_EXAMPLES, None
+    window = shuffle_buffer or record_window(split.records, batch_size)
+    return (
+        record_stream(split, labels),
+        window,
+        lambda pass_seed: record_stream(split, labels, pass_seed),
+    )
 
 
 def predict_unpadded(model, ds: tf.data.Dataset, num_examples: int) -> np.ndarray:
@@ -223,7 +261,7 @@ def _batches(ds: tf.data.Dataset, batch_size: int, remainder: str) -> tf.data.Da
     return ds
 
 
-def _training_stream(ds, prepare, n, order, batch_size, seed, remainder, start_batch):
+def _training_stream(ds, prepare, n, order, batch_size, seed, remainder, start_batch, passes=None):
     """Batches from `start_batch` on of the endless stream of passes 0, 1, ...; pass p is the
     split permuted by the stateless seed (seed, p), then batched.
 
@@ -231,7 +269,8 @@ def _training_stream(ds, prepare, n, order, batch_size, seed, remainder, start_b
     often the dataset was iterated, and whose tensor seeds fail under a global seed of 0) make
     pass p the same in any process. The split is permuted in windows (`order.window`): the
     whole split when its (decoded) examples fit in SHUFFLE_BUFFER_BYTES, as almost every
-    cached split does.
+    cached split does. A streamed split that is not cached reads each pass afresh from
+    `passes(pass_seed)` (its files in a pass-seeded order) and permutes windows of records.
     """
     per_pass = batches_per_pass(n, batch_size, remainder)
     if not per_pass:
@@ -244,7 +283,8 @@ def _training_stream(ds, prepare, n, order, batch_size, seed, remainder, start_b
         ds = ds.map(prepare, num_parallel_calls=tf.data.AUTOTUNE).cache()
 
     def one_pass(p):
-        passed = _permute_windows(ds, min(max(n, 1), order.window), seed, p)
+        source = ds if passes is None or order.cached else passes(tf.stack([-(p + 1), seed]))
+        passed = _permute_windows(source, min(max(n, 1), order.window), seed, p)
         if not order.cached:
             passed = passed.map(prepare, num_parallel_calls=tf.data.AUTOTUNE)
         return passed.batch(batch_size, drop_remainder=drop)
@@ -263,7 +303,31 @@ def _permute_windows(ds: tf.data.Dataset, window: int, seed: int, p) -> tf.data.
         )
         return tuple(tf.gather(t, order) for t in batch)
 
-    return ds.batch(window).enumerate().map(permute).unbatch()
+    # prefetch(1): the next window fills while this one is consumed, so a streamed pass does
+    # not stall at every window boundary.
+    return ds.batch(window).enumerate().map(permute).prefetch(1).unbatch()
+
+
+def record_stream(split: Split, labels: np.ndarray, pass_seed=None) -> tf.data.Dataset:
+    """(example, label) of a records split: its stream (`Records.dataset(pass_seed)`) with
+    the records of other splits filtered out and each label gathered by record id."""
+    ds = split.records.dataset(pass_seed)
+    label_of = tf.constant(labels)
+    if split.whole:
+        return ds.map(lambda gid, raw: (raw, tf.gather(label_of, gid)))
+    position = np.full(split.records.total, -1, dtype=np.int64)
+    position[split.examples] = np.arange(len(split), dtype=np.int64)
+    position = tf.constant(position)
+    ds = ds.map(lambda gid, raw: (tf.gather(position, gid), raw))
+    ds = ds.filter(lambda i, raw: i >= 0)
+    return ds.map(lambda i, raw: (raw, tf.gather(label_of, i)))
+
+
+def record_window(records, batch_size: int) -> int:
+    """The default shuffle window of a streamed split: RECORD_WINDOW_BYTES of its records (by
+    their mean size), at least a batch, at most WINDOW_EXAMPLES."""
+    fits = int(RECORD_WINDOW_BYTES // max(records.mean_bytes, 1.0))
+    return max(batch_size, min(WINDOW_EXAMPLES, fits))
 
 
 def should_cache(num_examples: int, example_nbytes: int | None) -> bool:

@@ -18,7 +18,7 @@ from pathlib import Path
 
 import numpy as np
 
-from tltk.data.assemble import assemble_labelled_data
+from tltk.data.assemble import assemble_labelled_data, inspection_note, record_digests
 from tltk.data.errors import DataError
 from tltk.data.labels import label_kind_of
 from tltk.data.report import summary_lines
@@ -60,15 +60,19 @@ def load_text_data(
     splits = source.splits
     if cfg.limit_per_class is not None and not regression:
         splits = {n: limit_per_class(s, cfg.limit_per_class, seed=seed) for n, s in splits.items()}
+    extra = {"dropped": [], "bad_encoding": [], **source.found}
+    streamed = [n for n, s in splits.items() if s.streamed]
+    if streamed:  # the reader's pass found empty texts and bad bytes as a file read does
+        extra["inspection"] = inspection_note(source, streamed, decoded=True)
     data = assemble_labelled_data(
         source,
         splits,
-        {n: _digests(s) for n, s in splits.items()},
+        {n: record_digests(s) if s.streamed else _digests(s) for n, s in splits.items()},
         cfg,
         seed=seed,
         multi_label=multi_label,
         regression=regression,
-        extra_report={"dropped": [], "bad_encoding": [], **source.found},
+        extra_report=extra,
         report_path=report_path,
     )
     for line in summary(data.report):

@@ -4,8 +4,59 @@ labelled dataset."""
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, ClassVar
 
 import numpy as np
+
+if TYPE_CHECKING:
+    import tensorflow as tf
+
+
+class Records:
+    """Examples that stay on disk and stream through tf.data: TFRecord shards, a tfds split.
+
+    Each record has a global id `gid` in 0..total-1, its position in the source's one fixed
+    order (`dataset(None)`). A `Split` of kind "records" lists the gids it holds, so splitting,
+    limiting and leakage dropping work on gids and labels in memory, never on the examples.
+
+    Subclasses (tltk/data/records.py, tltk/data/sources/tfds_builder.py) implement `dataset`
+    and may override `origin`, `read` and `order_note`.
+    """
+
+    example_kind: ClassVar[str] = "bytes"
+    """What one record's example is: "bytes" (an encoded image) or "text"."""
+
+    def __init__(self, total: int, *, mean_bytes: float, digests: np.ndarray | None = None):
+        self.total = int(total)
+        self.mean_bytes = float(mean_bytes)
+        """The mean size of one serialized record: sizes the streaming shuffle window."""
+        self.digests = digests
+        """Content hashes by gid (duplicate and leakage checks), or None when not computed."""
+
+    def dataset(self, pass_seed: tf.Tensor | None = None) -> tf.data.Dataset:
+        """(gid int64, example string) of every record: in gid order when `pass_seed` is None;
+        else in an order that is a function of `pass_seed` (an int64 [2] tensor) alone."""
+        raise NotImplementedError
+
+    def origin(self, gid: int) -> str:
+        return f"record {gid}"
+
+    def read(self, gids: np.ndarray) -> list:
+        """The examples of a few `gids` (bytes or str), e.g. the export's parity inputs."""
+        wanted = {int(g): i for i, g in enumerate(gids)}
+        found: list = [None] * len(wanted)
+        if not wanted:
+            return found
+        last = max(wanted)
+        text = self.example_kind == "text"
+        for gid, raw in self.dataset().take(last + 1).as_numpy_iterator():
+            if int(gid) in wanted:
+                found[wanted[int(gid)]] = raw.decode("utf-8") if text else raw
+        return found
+
+    def describe(self) -> dict:
+        """What the report says about where the records are."""
+        return {"records": self.total}
 
 
 @dataclass
@@ -14,21 +65,28 @@ class Split:
 
     Args:
         examples: object array [N]: file paths (kind "path"), encoded image bytes ("bytes") or
-            raw strings ("text").
+            raw strings ("text"); for kind "records", the int64 gids of `records` it holds, in
+            increasing order (the order the records stream in).
         labels: class ids [N] (multi-class), multi-hot float [N, K] (multi-label) or float [N]
             (regression).
-        kind: "path", "bytes" or "text"; says how the pipeline reads an example.
+        kind: "path", "bytes", "text" or "records"; says how the pipeline reads an example.
         origins: where each example came from (a file, `file.csv:line 7`, `tfds:train[12]`),
-            for reports and error messages; None means the examples name themselves.
+            for reports and error messages; None means the examples name themselves (records:
+            `records.origin`).
+        records: the stream a "records" split's gids index.
     """
 
     examples: np.ndarray
     labels: np.ndarray
     kind: str = "path"
     origins: list[str] | None = None
+    records: Records | None = None
 
     def __post_init__(self) -> None:
-        self.examples = np.asarray(self.examples, dtype=object)
+        if self.kind == "records":
+            self._check_records()
+        else:
+            self.examples = np.asarray(self.examples, dtype=object)
         self.labels = np.asarray(self.labels)
         if len(self.examples) != len(self.labels):
             raise ValueError(
@@ -38,18 +96,50 @@ class Split:
         if self.origins is not None and len(self.origins) != len(self.examples):
             raise ValueError("a split needs one origin per example")
 
+    def _check_records(self) -> None:
+        if self.records is None:
+            raise ValueError("a split of kind 'records' needs its `records`")
+        self.examples = np.asarray(self.examples, dtype=np.int64)
+        gids = self.examples
+        if len(gids) and (gids[0] < 0 or gids[-1] >= self.records.total):
+            raise ValueError(f"record ids must lie in 0..{self.records.total - 1}")
+        if np.any(np.diff(gids) <= 0):
+            # Evaluation streams records in gid order and pairs them with the labels in
+            # memory by position, so the split must list them in that order.
+            raise ValueError("a records split lists each record once, in increasing gid order")
+
+    @property
+    def streamed(self) -> bool:
+        """True when the examples stay on disk (kind "records")."""
+        return self.kind == "records"
+
+    @property
+    def whole(self) -> bool:
+        """A records split that holds every record of its stream (nothing filtered out)."""
+        return self.streamed and len(self.examples) == self.records.total
+
     def __len__(self) -> int:
         return len(self.examples)
 
     def origin(self, i: int) -> str:
         """Where example `i` came from, for reports and messages."""
-        return self.origins[i] if self.origins is not None else str(self.examples[i])
+        if self.origins is not None:
+            return self.origins[i]
+        if self.streamed:
+            return self.records.origin(int(self.examples[i]))
+        return str(self.examples[i])
 
     def subset(self, index: np.ndarray | list[int]) -> Split:
-        """The examples at `index`, in that order (labels and origins follow)."""
+        """The examples at `index`, in that order (labels and origins follow; a records
+        split's `index` must be increasing)."""
         index = np.asarray(index, dtype=np.int64)
         origins = [self.origins[i] for i in index] if self.origins is not None else None
-        return Split(self.examples[index], self.labels[index], self.kind, origins)
+        return Split(self.examples[index], self.labels[index], self.kind, origins, self.records)
+
+    def raw_examples(self, n: int) -> list:
+        """The first `n` examples as they are stored: paths, bytes or texts (records read)."""
+        head = self.examples[: min(n, len(self))]
+        return self.records.read(head) if self.streamed else list(head)
 
 
 @dataclass
@@ -66,6 +156,10 @@ class SourceData:
     """What the reader's checks found, by report key: `ignored_files` (not images),
     `missing_files` (manifest rows whose file is absent), `dropped` (rows without a usable text
     or label, with the reason), `bad_encoding` (rows whose bytes were not UTF-8)."""
+    checked: dict | None = None
+    """Set when the examples were checked before, once for the data set (shards written by
+    `tltk data shard`): what that check found. The loader then trusts it, and says so, instead
+    of inspecting every file again."""
 
     @property
     def where(self) -> str:

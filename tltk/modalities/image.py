@@ -109,7 +109,7 @@ class ImageModality(Modality):
             save_weights_atomic(backbone.model, Path(run_dir) / "backbone.weights.h5")
 
     def serving_examples(self, split, n: int) -> list[bytes]:
-        examples = split.examples[: min(n, len(split))]
-        if split.kind == "bytes":
-            return [bytes(item) for item in examples]
-        return [Path(str(item)).read_bytes() for item in examples]
+        examples = split.raw_examples(n)
+        if split.kind == "path":
+            return [Path(str(item)).read_bytes() for item in examples]
+        return [bytes(item) for item in examples]

@@ -69,7 +69,7 @@ class TextModality(Modality):
     def build_backbone(self, cfg, train):
         from tltk.backbones.text import build_text_backbone
 
-        return build_text_backbone(cfg, train_texts=train.examples, **cfg.kwargs)
+        return build_text_backbone(cfg, train_texts=training_texts(train), **cfg.kwargs)
 
     def restore_backbone(self, cfg, run_dir):
         from tltk.backbones.text import load_text_backbone
@@ -86,4 +86,14 @@ class TextModality(Modality):
         save_text_assets(backbone, run_dir)
 
     def serving_examples(self, split, n: int) -> list[str]:
-        return [str(t) for t in split.examples[:n]]
+        return [str(t) for t in split.raw_examples(n)]
+
+
+def training_texts(train):
+    """The training split's texts for a backbone that learns a vocabulary: the array, or for a
+    streamed split a tf.data.Dataset of them (never read into memory)."""
+    if train is None or not train.streamed:
+        return None if train is None else train.examples
+    from tltk.data.pipeline import record_stream
+
+    return record_stream(train, train.labels).map(lambda text, label: text)

@@ -26,14 +26,19 @@ class CleanConfig(StrictModel):
     """Exact duplicates across train/val/test: report only, drop from val/test, or stop."""
     min_per_class: int = 1
     """A class with fewer training examples than this is an error."""
+    cache: bool = True
+    """Remember each image file's check (by path, size and times, in the check cache), so a
+    run over unchanged files opens none of them to check it again."""
 
 
 class DataConfig(StrictModel):
-    source: Literal["folder", "csv", "tfds", "text"] = "folder"
+    source: Literal["folder", "csv", "tfds", "text", "tfrecord"] = "folder"
     """folder: one sub-folder per class. csv: manifest of path,label(s) (images) or a
-    CSV/TSV/JSONL file of texts (modality: text). tfds: a TensorFlow Datasets name."""
+    CSV/TSV/JSONL file of texts (modality: text). tfds: a TensorFlow Datasets name, streamed.
+    tfrecord: shards written by `tltk data shard`, or any TFRecord files of tf.train.Example."""
     path: str | None = None
-    """Folder or manifest file; a dict of split->path for pre-split data is given in `splits`."""
+    """Folder or manifest file; a dict of split->path for pre-split data is given in `splits`
+    (tfrecord: the shard folder, or TFRecord files: a file, folder or glob)."""
     name: str | None = None
     """tfds dataset name, e.g. `tf_flowers` or `imdb_reviews`."""
     splits: dict[str, str] = Field(default_factory=dict)
@@ -56,6 +61,17 @@ class DataConfig(StrictModel):
     limit_per_class: int | None = None
     """Keep at most this many examples per class (quick experiments)."""
     cache: Literal["auto", "memory", "none"] = "auto"
+    """Keep decoded examples in memory: auto (when the split fits), memory, none."""
+    shuffle_buffer: int | None = Field(None, ge=1)
+    """Streamed splits (tfrecord, tfds): records in one training shuffle window, the
+    memory/quality trade-off (up to two windows of encoded examples are in memory); default:
+    128 MB of records, at most 50,000."""
+    example_feature: str | None = None
+    """tfrecord files not written by tltk: the feature with the encoded image or the text
+    (default `image` / `text`); `label_column` names the label's feature."""
+    verify_shards: Literal["hash", "size"] = "hash"
+    """tfrecord shards: check each file's sha256 against the manifest (remembered per file in
+    the check cache, so hashed once) or only its size."""
     clean: CleanConfig = Field(default_factory=CleanConfig)
 
 

@@ -34,11 +34,13 @@ SOURCES: dict[str, dict[str, str]] = {
         "folder": "tltk.data.sources.folder:read_folder",
         "csv": "tltk.data.sources.manifest:read_manifest",
         "tfds": "tltk.data.sources.tfds_images:read_tfds",
+        "tfrecord": "tltk.data.sources.tfrecord:read_image_records",
     },
     "text": {
         "text": "tltk.data.sources.text_files:read_text_files",
         "csv": "tltk.data.sources.text_files:read_text_files",
         "tfds": "tltk.data.sources.tfds_text:read_tfds_text",
+        "tfrecord": "tltk.data.sources.tfrecord:read_text_records",
     },
 }
 """Modality (the recipe's `task`: image or text) -> `data.source` -> "module:reader". Readers

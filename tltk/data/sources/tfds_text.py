@@ -1,4 +1,5 @@
-"""TensorFlow Datasets text classification sets (imdb_reviews, ag_news_subset, ...)."""
+"""TensorFlow Datasets text classification sets (imdb_reviews, ag_news_subset, ...), streamed
+like the image sets (`TfdsRecords`): the texts stay in tfds's files."""
 
 from __future__ import annotations
 
@@ -6,7 +7,9 @@ import numpy as np
 
 from tltk.data.errors import DataError
 from tltk.data.sources.tfds_builder import (
+    TfdsRecords,
     prepared_tfds_builder,
+    scan_split,
     tfds_class_names,
     tfds_description,
     tfds_splits,
@@ -18,8 +21,8 @@ from tltk.recipe import DataConfig
 def read_tfds_text(cfg: DataConfig, label_kind: str) -> SourceData:
     """The text dataset `cfg.name`, single-label.
 
-    Bytes that are not UTF-8 are replaced (origins in `found["bad_encoding"]`); empty texts are
-    dropped (`found["dropped"]`).
+    Bytes that are not UTF-8 are replaced in the stream (origins in `found["bad_encoding"]`);
+    empty texts are left out of the split (`found["dropped"]`).
     """
     if not cfg.name:
         raise DataError("data.name is required for data.source tfds (e.g. imdb_reviews)")
@@ -32,22 +35,14 @@ def read_tfds_text(cfg: DataConfig, label_kind: str) -> SourceData:
     class_names = tfds_class_names(cfg, builder, label_key)
     splits, dropped, bad = {}, [], []
     for split, tfds_split in tfds_splits(cfg, builder).items():
-        texts, ids, origins = [], [], []
-        ds = builder.as_dataset(split=tfds_split, as_supervised=True)
-        for i, (raw, label) in enumerate(ds.as_numpy_iterator()):
-            origin = f"tfds:{cfg.name}/{tfds_split}[{i}]"
-            try:
-                text = raw.decode("utf-8")
-            except UnicodeDecodeError:
-                text = raw.decode("utf-8", errors="replace")
-                bad.append(origin)
-            if not text.strip():
-                dropped.append({"origin": origin, "reason": "empty text"})
-                continue
-            texts.append(text.strip())
-            ids.append(int(label))
-            origins.append(origin)
-        labels = np.array(ids, dtype=np.int64)
-        splits[split] = Split(np.array(texts, dtype=object), labels, "text", origins)
+        records = TfdsRecords(builder, tfds_split, text_key, "text")
+        scan = scan_split(records, label_key)
+        bad += [records.origin(int(g)) for g in np.flatnonzero(scan["bad"])]
+        dropped += [
+            {"origin": records.origin(int(g)), "reason": "empty text"}
+            for g in np.flatnonzero(scan["empty"])
+        ]
+        kept = np.flatnonzero(~scan["empty"])
+        splits[split] = Split(kept, scan["labels"][kept], "records", records=records)
     found = {"dropped": dropped, "bad_encoding": bad}
     return SourceData(class_names, splits, tfds_description(cfg, builder), found)

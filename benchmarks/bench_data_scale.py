@@ -1,0 +1,255 @@
+"""Does memory stay flat as the data grows? One training run per (form, size), each in its own
+process: image folders, plain TFRecord files and `tltk data shard` shards of 10k to 1M examples.
+
+    # folders and shards up to 100k (a million small files, and writing a million shards, are
+    # more than this shared 2-core machine allows in a session), plain TFRecords up to 1M
+    nice -n 5 python benchmarks/bench_data_scale.py --sizes 10000 100000 \
+        --steps 300 --work /tmp/tltk-data-scale
+    nice -n 5 python benchmarks/bench_data_scale.py --sizes 10000 100000 1000000 \
+        --folder-max 0 --shards-max 0 --copies tail --steps 300 --work /tmp/tltk-data-scale
+
+Data: the 8,000 Fashion-MNIST training PNGs of data/fashion_mnist, repeated. Copy k of an
+image differs in its bytes so that the duplicate checks run as on real data and find nothing:
+`--copies reencode` sets pixel (0, 0) = k % 256 and (0, 1) = k // 256 and re-encodes the PNG;
+`--copies tail` appends k after the PNG's IEND chunk (same pixels, other bytes), which skips
+the encoding that dominates making a million examples here. Labels are the image's class.
+Forms: class folders of PNG files (source `folder`: every check on the first run, the check
+cache's answers on the second); TFRecord files of tf.train.Example (source `tfrecord`: a
+label-and-fingerprint pass over the records each run); shards written from those files by
+`write_shards` (`tltk data shard`; the run trusts the manifest).
+
+Each run: import, load the data with tltk, build the training stream with
+`build_pipeline(cache="none")` (the default shuffle window of a streamed split), and train a
+tiny conv net (Conv 8 -> pool -> Dense 10, 28 px) for `--steps` steps of 64 (or one epoch if
+that is fewer), so the data path, not the model, sets the pace. Reported: peak RSS of the
+process (`os.wait4`), its CPU seconds, seconds from process start to the imports done, to the
+data loaded and to the end of the first step, and img/s over the steps after the first 10. An
+epoch of the larger sets is extrapolated from img/s (`epoch_s_estimate`).
+"""
+
+from __future__ import annotations
+
+import argparse
+import io
+import json
+import os
+import shutil
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+BATCH = 64
+SIZE = 28
+WARMUP_STEPS = 10
+
+
+def base_images(folder: Path) -> list[tuple[object, str]]:
+    """(pixels as a uint8 array, class name, PNG bytes) of every PNG in the class folders,
+    shuffled."""
+    import numpy as np
+    from PIL import Image
+
+    out = []
+    for cls in sorted(p for p in folder.iterdir() if p.is_dir()):
+        for f in sorted(cls.glob("*.png")):
+            pixels = np.array(Image.open(f).convert("L"))
+            buffer = io.BytesIO()
+            Image.fromarray(pixels).save(buffer, "PNG")
+            out.append((pixels, cls.name, buffer.getvalue()))
+    order = np.random.default_rng(0).permutation(len(out))  # classes mixed in any prefix
+    return [out[i] for i in order]
+
+
+def examples(base: list, n: int, copies: str = "reencode"):
+    """(png bytes, class name, index) of example i: base image i % len(base), copy i // len.
+
+    `copies` "reencode": the copy's pixels (0, 0) and (0, 1) hold the copy number, re-encoded;
+    "tail": the base PNG with the copy number appended after its IEND chunk (decoders stop at
+    IEND, so the pixels are the base image's; the bytes, hence the content hash, differ), which
+    skips the encoding that dominates making a million examples on this machine."""
+    from PIL import Image
+
+    for i in range(n):
+        pixels, cls, png = base[i % len(base)]
+        copy = i // len(base)
+        if copies == "tail":
+            yield (png + copy.to_bytes(4, "little") if copy else png), cls, i
+            continue
+        if copy:
+            pixels = pixels.copy()
+            pixels[0, 0], pixels[0, 1] = copy % 256, copy // 256
+        buffer = io.BytesIO()
+        Image.fromarray(pixels).save(buffer, "PNG")
+        yield buffer.getvalue(), cls, i
+
+
+def make_folder(base: list, n: int, out: Path, copies: str) -> None:
+    for png, cls, i in examples(base, n, copies):
+        (out / cls).mkdir(parents=True, exist_ok=True)
+        (out / cls / f"{i}.png").write_bytes(png)
+
+
+def make_records(base: list, n: int, raw: Path, copies: str) -> float:
+    """Plain TFRecord files of the examples (tltk's feature names, 10 or 100 files); seconds."""
+    import tensorflow as tf
+
+    from tltk.data.records import example_proto
+
+    start = time.perf_counter()
+    raw.mkdir(parents=True)
+    classes = sorted({cls for _, cls, _ in base})
+    files = 100 if n >= 100_000 else 10
+    writers = [tf.io.TFRecordWriter(str(raw / f"part-{k:03d}.tfrecord")) for k in range(files)]
+    for png, cls, i in examples(base, n, copies):
+        writers[i % files].write(example_proto(png, classes.index(cls), "class", f"{cls}/{i}"))
+    for w in writers:
+        w.close()
+    return time.perf_counter() - start
+
+
+def make_shards(raw: Path, out: Path) -> float:
+    """`write_shards` (what `tltk data shard` runs) of the TFRecord files; its seconds."""
+    from tltk.data.shards import write_shards
+    from tltk.recipe import load_recipe
+
+    recipe = load_recipe(
+        {"name": "scale", "data": {"source": "tfrecord", "path": str(raw)}, "seed": 0},
+        ["data.val_fraction=0.05", "data.test_fraction=0.0"],
+    )
+    start = time.perf_counter()
+    write_shards(recipe, out)
+    return time.perf_counter() - start
+
+
+def child(form: str, path: str, steps: int, started: float) -> dict:
+    """One run (in its own process): load, stream, train `steps` steps; what it measured."""
+    import keras
+    import tensorflow as tf
+
+    from tltk.data import build_pipeline, load_image_data
+    from tltk.modalities.image import ImagePreprocessor
+    from tltk.recipe import DataConfig
+
+    imported = time.time()
+    source = "folder" if form == "folder" else "tfrecord"  # shards bring their train and val
+    cfg = DataConfig(source=source, path=path, val_fraction=0.05, test_fraction=0.0)
+    data = load_image_data(cfg, seed=0)
+    loaded = time.time()
+    train = data.splits["train"]
+    ds = build_pipeline(
+        train, num_classes=len(data.class_names), preprocessor=ImagePreprocessor(SIZE),
+        batch_size=BATCH, training=True, seed=0, cache="none",
+    )  # fmt: skip
+    model = keras.Sequential([
+        keras.Input((SIZE, SIZE, 3)),
+        keras.layers.Rescaling(1 / 255),
+        keras.layers.Conv2D(8, 3, strides=2, activation="relu"),
+        keras.layers.GlobalAveragePooling2D(),
+        keras.layers.Dense(len(data.class_names), activation="softmax"),
+    ])  # fmt: skip
+    model.compile("adam", "categorical_crossentropy")
+    epoch_steps = -(-len(train) // BATCH)
+    steps = min(steps, epoch_steps)
+    stamps: list[float] = []
+    stamp = keras.callbacks.LambdaCallback(on_train_batch_end=lambda b, logs: stamps.append(
+        time.time()))  # fmt: skip
+    model.fit(ds, steps_per_epoch=steps, epochs=1, verbose=0, callbacks=[stamp])
+    timed = stamps[WARMUP_STEPS:]
+    rate = (len(timed) - 1) * BATCH / (timed[-1] - timed[0]) if len(timed) > 1 else float("nan")
+    del tf
+    return {
+        "train_examples": len(train),
+        "steps": steps,
+        "epoch_steps": epoch_steps,
+        "import_s": round(imported - started, 2),
+        "load_s": round(loaded - imported, 2),
+        "first_step_s": round(stamps[0] - started, 2),
+        "img_per_s": round(rate, 1),
+        "epoch_s_estimate": round(len(train) / rate, 1),
+        "cached_checks": data.report.get("cached", 0),
+        "checks_trusted": bool(data.report.get("inspection", {}).get("trusted")),
+    }
+
+
+def run_child(form: str, path: Path, steps: int, env: dict) -> dict:
+    """`child` in a new process; its result with its peak RSS and CPU seconds (os.wait4)."""
+    started = time.time()
+    proc = subprocess.Popen(
+        [sys.executable, __file__, "--child", form, str(path), "--steps", str(steps),
+         "--started", repr(started)],
+        stdout=subprocess.PIPE, env=env, text=True,
+    )  # fmt: skip
+    out = proc.stdout.read()
+    _, status, usage = os.wait4(proc.pid, 0)
+    proc.returncode = os.waitstatus_to_exitcode(status)
+    if proc.returncode:
+        raise RuntimeError(f"{form} {path}: exit {proc.returncode}\n{out[-2000:]}")
+    result = json.loads(out.strip().splitlines()[-1])
+    result["peak_rss_mb"] = round(usage.ru_maxrss / 1024, 1)  # Linux: KiB
+    result["cpu_s"] = round(usage.ru_utime + usage.ru_stime, 1)
+    return result
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--sizes", type=int, nargs="+", default=[10_000, 100_000])
+    ap.add_argument("--folder-max", type=int, default=100_000)
+    ap.add_argument("--shards-max", type=int, default=1_000_000)
+    ap.add_argument("--steps", type=int, default=300)
+    ap.add_argument("--data", default="data/fashion_mnist/train")
+    ap.add_argument("--work", default="/tmp/tltk-data-scale")
+    ap.add_argument("--copies", choices=["reencode", "tail"], default="reencode")
+    ap.add_argument("--no-folder-warm", action="store_true", help="one folder run, not two")
+    ap.add_argument("--child", nargs=2, metavar=("FORM", "PATH"), help=argparse.SUPPRESS)
+    ap.add_argument("--started", type=float, help=argparse.SUPPRESS)
+    args = ap.parse_args()
+    if args.child:
+        print(json.dumps(child(*args.child, args.steps, args.started)))
+        return
+    # SIGTERM and SIGINT end the run through the `finally` below, which deletes the scratch
+    # data (an interrupt was seen to be lost once TensorFlow was loaded).
+    for sig in (signal.SIGTERM, signal.SIGINT):
+        signal.signal(sig, lambda *_: sys.exit(1))
+    work = Path(args.work)
+    if work.exists():
+        sys.exit(f"{work} exists; give another --work or remove it")
+    env = {**os.environ, "TLTK_CHECKS_CACHE": str(work / "checks.sqlite3")}
+    os.environ.update(env)  # write_shards remembers its hashes in the same cache
+    base = base_images(Path(args.data))
+    print(f"{len(base)} base images from {args.data}; batch {BATCH}, {SIZE} px", flush=True)
+    try:
+        for n in args.sizes:
+            runs = []
+            if n <= args.folder_max:
+                folder = work / f"folder-{n}"
+                start = time.perf_counter()
+                make_folder(base, n, folder, args.copies)
+                print(f"{n}: folder written in {time.perf_counter() - start:.0f} s", flush=True)
+                runs.append(("folder (checks)", folder))
+                if not args.no_folder_warm:
+                    runs.append(("folder (cache warm)", folder))
+            raw = work / f"records-{n}"
+            seconds = make_records(base, n, raw, args.copies)
+            print(f"{n}: TFRecord files written in {seconds:.0f} s", flush=True)
+            runs.append(("tfrecord files", raw))
+            if n <= args.shards_max:
+                shards = work / f"shards-{n}"
+                seconds = make_shards(raw, shards)
+                size_mb = sum(f.stat().st_size for f in shards.iterdir()) / 1024**2
+                print(f"{n}: write_shards {seconds:.0f} s, {size_mb:.0f} MB", flush=True)
+                runs.append(("shards", shards))
+            for label, path in runs:
+                form = label.split()[0]  # folder, tfrecord or shards
+                measured = run_child(form, path, args.steps, env)
+                result = {"examples": n, "form": label, "copies": args.copies, **measured}
+                print(json.dumps(result), flush=True)
+            for _, path in runs:
+                shutil.rmtree(path, ignore_errors=True)
+    finally:
+        shutil.rmtree(work, ignore_errors=True)
+
+
+if __name__ == "__main__":
+    main()
