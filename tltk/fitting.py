@@ -43,6 +43,13 @@ class Fit:
     """Optimizer steps per epoch."""
     validation: ValidationMetrics | None
     class_weight: dict[int, float] | None
+    train_model: keras.Model | None = None
+    """What `fit` trains: the task model itself, or a model wrapping it (a continue run's
+    `DistillingModel`); the run saves the task model's weights either way."""
+
+    def __post_init__(self) -> None:
+        if self.train_model is None:
+            self.train_model = self.task_model.model
 
 
 def prepare(recipe: Recipe, run: Run, data: LabelledData) -> Fit:
@@ -52,7 +59,13 @@ def prepare(recipe: Recipe, run: Run, data: LabelledData) -> Fit:
     global_batch = recipe.train.batch_size * replicas
     _say(f"Strategy: {describe(strategy)}; global batch {global_batch}")
     with strategy.scope():
-        task_model = tasks.build_task_model(recipe, data)
+        if recipe.continue_from is not None:
+            from tltk.continual.model import continue_models
+
+            task_model, train_model = continue_models(recipe, run, data)
+        else:
+            task_model = tasks.build_task_model(recipe, data)
+            train_model = task_model.model
     n_train = len(data.splits["train"])
     train_batch = first_batch_size(n_train, global_batch, replicas)
     remainder = "drop" if replicas > 1 else "keep"
@@ -84,6 +97,7 @@ def prepare(recipe: Recipe, run: Run, data: LabelledData) -> Fit:
         steps=recipe.train.steps_per_epoch or per_pass,
         validation=validation,
         class_weight=tasks.class_weight(recipe, data),
+        train_model=train_model,
     )
 
 
@@ -135,7 +149,7 @@ def run_phase(fit: Fit, index: int, phase: PhaseConfig) -> None:
             recipe, fit.data, "train", fit.task_model, fit.train_batch, training=True,
             replicas=fit.strategy.num_replicas_in_sync, start_batch=first * fit.steps,
         )  # fmt: skip
-        model.fit(
+        fit.train_model.fit(
             train_ds,
             epochs=start + phase.epochs,
             initial_epoch=start,
@@ -169,7 +183,7 @@ def _compile(fit: Fit, index: int, phase: PhaseConfig) -> list[str]:
             clipnorm=recipe.train.clipnorm,
             global_clipnorm=recipe.train.global_clipnorm,
         )
-        task_model.model.compile(
+        fit.train_model.compile(
             optimizer=optimizer,
             loss=tasks.loss(recipe),
             metrics=tasks.metrics(recipe, task_model),

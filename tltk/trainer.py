@@ -20,6 +20,7 @@ import tensorflow as tf
 
 from tltk import phases as ph
 from tltk import tasks
+from tltk.continual.hooks import forgetting, keep_buffer, report_forgetting
 from tltk.data import LabelledData
 from tltk.data.images import write_split_manifest
 from tltk.fitting import phase_weights, prepare, run_phase, sync_phase_state
@@ -81,7 +82,7 @@ def train(
 
 
 def _train(recipe: Recipe, run: Run) -> TrainResult:
-    data = tasks.load_data(recipe, report_path=run.dir / "data_report.json")
+    data = tasks.load_data(recipe, report_path=run.dir / "data_report.json", run_dir=run.dir)
     atomic_write_json(run.dir / "classes.json", data.class_names)
     write_split_manifest(data, run.dir / "splits.csv")
     fit = prepare(recipe, run, data)
@@ -93,6 +94,7 @@ def _train(recipe: Recipe, run: Run) -> TrainResult:
     model = fit.task_model.model
     model.load_weights(str(phase_weights(run, len(phase_list) - 1)))
     _save_results(recipe, fit.task_model, run)
+    keep_buffer(recipe, fit.task_model, data, run.dir)  # replay.budget: for later continue runs
 
     from tltk.evaluate import format_summary
 
@@ -100,8 +102,10 @@ def _train(recipe: Recipe, run: Run) -> TrainResult:
     metrics = tasks.evaluate(
         recipe, fit.task_model, data, recipe.evaluate.split, run.dir,
         recipe.train.batch_size * replicas, replicas=replicas,
+        extra=forgetting(recipe, data, run),
     )  # fmt: skip
     _say(format_summary(metrics))
+    report_forgetting(recipe, metrics, run)
     history = _history(run)
     if recipe.evaluate.plots and history:
         plot_learning_curves(
