@@ -26,7 +26,8 @@ def distillation_loss(teacher_scores, student_scores, temperature: float):
     """Mean over the batch of T^2 * KL(teacher_T || student_T), the student restricted to the
     teacher's K_old columns. Both are softmax scores."""
     k_old = teacher_scores.shape[-1]
-    student_old = student_scores[:, :k_old]
+    teacher_scores = ops.cast(teacher_scores, "float32")
+    student_old = ops.cast(student_scores, "float32")[:, :k_old]
 
     def soft_log(scores):
         return ops.log_softmax(ops.log(ops.maximum(scores, EPSILON)) / temperature, axis=-1)
@@ -70,6 +71,6 @@ class DistillingModel(keras.Model):
         if not training:
             return loss
         teacher = ops.stop_gradient(self.teacher(x, training=False))
-        term = distillation_loss(teacher, ops.cast(y_pred, "float32"), self.temperature)
+        term = distillation_loss(teacher, y_pred, self.temperature)
         self.distill_tracker.update_state(term)
         return loss + self.weight * term
