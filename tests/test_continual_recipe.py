@@ -177,3 +177,18 @@ def test_the_lineage_is_drawn_and_tabled(tmp_path):
     assert (
         "| 1 | `runs/b` | d | rehearsal+distill | 0.9000 | 0.8500 | 0.0500 | 0.7000 |" in markdown
     )
+
+
+def test_tltk_continue_passes_its_arguments_and_fails_in_one_line(tmp_path, capsys, monkeypatch):
+    from tltk import cli
+    from tltk.continual import continue_run as module
+
+    assert cli.main(["continue", str(tmp_path), "--data", str(tmp_path)]) == 2
+    assert "not a finished tltk run" in capsys.readouterr().err
+    calls = []
+    monkeypatch.setattr(module, "continue_run", lambda *a, **k: calls.append((a, k)))
+    args = ["continue", "runs/x/latest", "--data", "new/", "--set", "train.verbose=0", "--new"]
+    assert cli.main(args) == 0
+    ((positional, keywords),) = calls
+    assert positional == ("runs/x/latest", "new/") and keywords["resume"] is False
+    assert keywords["overrides"] == ["train.verbose=0"] and keywords["recipe"] is None
