@@ -150,16 +150,17 @@ def test_a_killed_continue_run_resumes_with_the_buffer_it_selected(tmp_path):
     old, new = _folders(tmp_path / "images")
     past = tltk.train({**_recipe(tmp_path, old, budget=0), "export": {"enabled": False}})
     assert not (past.run_dir / "replay").exists()  # kept none: the continue run selects one
-    cont = continue_recipe(
-        past.run_dir, new, overrides=["replay.budget=3", "replay.selection=random"]
-    )
+    # Two epochs: the driver kills in the second epoch's second batch.
+    sets = ["replay.budget=3", "replay.selection=random", "phases.0.epochs=2"]
+    cont = continue_recipe(past.run_dir, new, overrides=sets)
     path = tmp_path / "cont.yaml"
     path.write_text(yaml.safe_dump(cont.model_dump(mode="json")))
     env = {**os.environ, "PYTHONUNBUFFERED": "1"}
     cmd = [sys.executable, str(DRIVER), str(path), "mid_epoch"]
     killed = subprocess.run(cmd, cwd=tmp_path, env=env, capture_output=True, text=True)
     assert killed.returncode == -9, killed.stdout[-2000:] + killed.stderr[-2000:]
-    (run,) = [p for p in (tmp_path / "runs" / "cl").iterdir() if p != past.run_dir]
+    runs = (tmp_path / "runs" / "cl").iterdir()
+    (run,) = [p for p in runs if p != past.run_dir and not p.is_symlink()]
     buffer = run / "rehearsal"
     first = {p.name: p.read_bytes() for p in buffer.rglob("*") if p.is_file()}
     assert json.loads((buffer / "buffer.json").read_text())["size"] == 3
