@@ -5,4 +5,7 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 bash scripts/setup.sh
 .venv/bin/ruff check tltk tests benchmarks scripts
-.venv/bin/pytest -q "$@"
+# One pytest worker per core (at most 4: each holds a TensorFlow runtime): most tests are
+# single-threaded Python and subprocess waits, so two workers on two cores halve the wall time.
+# `bash scripts/test.sh -n 0` runs them in one process.
+.venv/bin/pytest -q --numprocesses=auto --maxprocesses=4 "$@"

@@ -68,13 +68,13 @@ def test_train_under_two_replicas(tmp_path):
     path.write_text(yaml.safe_dump(recipe))
     script = TWO_CPUS + textwrap.dedent(
         f"""
-        import tltk.strategy, tltk.trainer, tltk.fitting
+        import tltk.strategy, tltk.trainer
         made = []
         def two_cpus(name):
             assert name == "mirrored", name
             made.append(tf.distribute.MirroredStrategy(["/cpu:0", "/cpu:1"]))
             return made[-1]
-        tltk.fitting.make_strategy = two_cpus
+        tltk.trainer.make_strategy = two_cpus
         result = tltk.trainer.train({str(path)!r})
         strategy = made[0]
         assert all(strategy.extended.variable_created_in_scope(v.value)

@@ -51,6 +51,14 @@ def test_train_returns_model_history_metrics_and_writes_the_run(tmp_path):
     state = json.loads((run / "state.json").read_text())
     assert [(p["start_epoch"], p["end_epoch"]) for p in state["phases"]] == [(0, 2), (2, 6)]
     assert state["finished"]
+    # What `auto` became on this CPU, kept with the run.
+    hardware = state["hardware"]
+    assert (hardware["accelerator"], hardware["precision"], hardware["jit_compile"]) == (
+        "cpu",
+        "float32",
+        False,
+    )
+    assert (hardware["replicas"], hardware["global_batch"], hardware["workers"]) == (1, 8, 1)
     for name in [
         "recipe.yaml",
         "data_report.json",

@@ -36,7 +36,7 @@ class CallbackState(keras.callbacks.Callback):
     def __init__(self, backup_dir: str | Path, callbacks: list[keras.callbacks.Callback]):
         super().__init__()
         self.dir = Path(backup_dir)
-        self.tracked = [(i, c) for i, c in enumerate(callbacks) if _fields(c)]
+        self.tracked = [(i, c) for i, c in enumerate(callbacks) if tracked_fields(c)]
 
     def on_train_begin(self, logs=None):
         # Before BackupAndRestore loads the backup's weights, after the callbacks above reset.
@@ -47,7 +47,7 @@ class CallbackState(keras.callbacks.Callback):
     def on_epoch_end(self, epoch, logs=None):
         state = {}
         for i, callback in self.tracked:
-            state[str(i)] = {f: _plain(getattr(callback, f)) for f in _fields(callback)}
+            state[str(i)] = {f: _plain(getattr(callback, f)) for f in tracked_fields(callback)}
             best_weights = getattr(callback, "best_weights", None)
             if best_weights is not None and callback.best_epoch == epoch:
                 self.model.save_weights(str(self._best_weights(i, epoch)))
@@ -80,7 +80,8 @@ class CallbackState(keras.callbacks.Callback):
         return self.dir / f"callback{index}_best_epoch{epoch}.weights.h5"
 
 
-def _fields(callback) -> tuple[str, ...]:
+def tracked_fields(callback) -> tuple[str, ...]:
+    """The fields tltk keeps for `callback` (none for a kind it does not track)."""
     return next((f for kind, f in TRACKED.items() if isinstance(callback, kind)), ())
 
 

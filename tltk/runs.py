@@ -15,6 +15,7 @@ import json
 import os
 import shutil
 import socket
+import tempfile
 import time
 from collections.abc import Iterator
 from dataclasses import dataclass, field
@@ -83,6 +84,8 @@ class Run:
     lock_fd: int | None = field(default=None, repr=False)
     created: bool = False
     """Made by this process (not resumed)."""
+    scratch: bool = False
+    """A non-chief worker's own folder (`open_worker_scratch`): removed by `close()`."""
 
     @property
     def finished(self) -> bool:
@@ -100,10 +103,12 @@ class Run:
         return any(p.get("started") for p in self.state["phases"])
 
     def close(self) -> None:
-        """Release the run folder's lock."""
+        """Release the run folder's lock (and remove a worker's scratch folder)."""
         if self.lock_fd is not None:
             os.close(self.lock_fd)
             self.lock_fd = None
+        if self.scratch:
+            shutil.rmtree(self.dir, ignore_errors=True)
 
     def fail(self, error: BaseException) -> None:
         """A run that stopped before training leaves nothing a later run takes for work: a
@@ -120,6 +125,8 @@ class Run:
         self.state["finished"] = True
         self.state["finished_at"] = time.strftime("%Y-%m-%dT%H:%M:%S")
         self.save()
+        if self.scratch:
+            return
         # runs/NAME/latest -> the newest finished run, so a later recipe can transfer from it
         # (`backbone.weights: runs/NAME/latest`). Replaced atomically; only ever a link.
         link = self.dir.parent / "latest"
@@ -166,6 +173,17 @@ def open_run(recipe: Recipe, *, run_dir: str | Path | None = None, resume: bool 
             continue
         return _new(recipe, path)
     raise FileExistsError(f"{root}: no free run folder name for {stamp}")
+
+
+def open_worker_scratch(recipe: Recipe, task: str) -> Run:
+    """The run of a worker that is not the chief of a multi-worker job: a new temporary folder
+    of its own for what its callbacks write (backups, logs, phase weights), removed by
+    `close()`. It keeps nothing between launches: what a resumed job restores, every worker
+    takes from the chief (tltk/multiworker.py), so the machines need no shared filesystem."""
+    path = Path(tempfile.mkdtemp(prefix=f"tltk-{recipe.name}-{task.replace(' ', '')}-"))
+    run = _new(recipe, path)
+    run.scratch = True
+    return run
 
 
 def _new(recipe: Recipe, path: Path) -> Run:

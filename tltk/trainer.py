@@ -7,11 +7,18 @@ run would: a phase resumes from its last epoch's backup (BackupAndRestore) on th
 continues from the last finished phase's saved weights, never from a fresh model; evaluation
 is repeated (it is deterministic); an export that reached its version folder is found again,
 not repeated. A finished run started again is a no-op that says so.
+
+Under TF_CONFIG (several workers) every worker runs the same recipe; the chief owns the run
+folder, its lock, metrics, plots and the export, the others train in a scratch folder of their
+own (`open_worker_scratch`) and take what a relaunched job restores from the chief.
 """
 
 from __future__ import annotations
 
+import contextlib
+import hashlib
 import json
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -23,13 +30,21 @@ from tltk import tasks
 from tltk.continual.hooks import forgetting, keep_buffer, report_forgetting
 from tltk.data import LabelledData
 from tltk.data.images import write_split_manifest
-from tltk.fitting import phase_weights, prepare, run_phase, sync_phase_state
+from tltk.errors import TltkError
+from tltk.fitting import load_phase_result, prepare, run_phase, sync_phase_state
+from tltk.hardware import Hardware, choose
 from tltk.io import atomic_write_json, save_weights_atomic
 from tltk.log import say as _say
 from tltk.model import TaskModel
+from tltk.multiworker import check_same_as_chief, from_chief
 from tltk.plots import plot_learning_curves, read_history_csv
 from tltk.recipe import Recipe, load_recipe
-from tltk.runs import Run, open_run
+from tltk.runs import Run, open_run, open_worker_scratch
+from tltk.strategy import Role, cluster_role, make_strategy
+
+
+class WorkerLost(TltkError, RuntimeError):
+    """A worker of a multi-worker job stopped, so the others cannot go on."""
 
 
 @dataclass
@@ -56,67 +71,127 @@ def train(
     overrides: list[str] | tuple = (),
     run_dir: str | Path | None = None,
     resume: bool = True,
-) -> TrainResult:
+) -> TrainResult | None:
     """Run a whole recipe. Re-running an unfinished recipe resumes it where it stopped; a
-    finished one is not trained again (`resume=False` starts a new run)."""
+    finished one is not trained again (`resume=False` starts a new run).
+
+    Under several workers (TF_CONFIG) every worker calls this with the same recipe; a worker
+    other than the chief gets None when the chief's run had already finished (it has no run
+    folder to show)."""
     recipe = as_recipe(recipe, overrides)
-    run = open_run(recipe, run_dir=run_dir, resume=resume)
+    # First: a multi-worker strategy must set up the process's collective ops before any
+    # other TensorFlow op runs (reading the data would be one).
+    strategy = make_strategy(recipe.train.strategy)
+    role = cluster_role(strategy)
+    if role.is_chief:
+        run = open_run(recipe, run_dir=run_dir, resume=resume)
+    else:
+        run = open_worker_scratch(recipe, role.name)
     try:
-        if run.finished:
-            return _finished(run)
-        _say(f"{'Resuming' if run.trained else 'Starting'} run {run.dir}")
-        keras.utils.set_random_seed(recipe.seed)
-        if recipe.train.deterministic:
-            tf.config.experimental.enable_op_determinism()
-        previous_policy = keras.mixed_precision.global_policy().name
-        keras.mixed_precision.set_global_policy(recipe.train.precision)
-        try:
-            return _train(recipe, run)
-        except Exception as error:
-            run.fail(error)  # before any training: nothing left that looks like work
-            raise
-        finally:
-            keras.mixed_precision.set_global_policy(previous_policy)
+        with _explain_lost_worker(role):
+            if from_chief(strategy, [run.finished])[0]:
+                if role.is_chief:
+                    return _finished(run)
+                _say(f"{role.name}: the chief's run had already finished; nothing to do")
+                return None
+            if role.is_chief:
+                _say(f"{'Resuming' if run.trained else 'Starting'} run {run.dir}")
+            else:
+                _say(f"{role.name}: training with the chief; own files in {run.dir} (temporary)")
+            keras.utils.set_random_seed(recipe.seed)
+            if recipe.train.deterministic:
+                tf.config.experimental.enable_op_determinism()
+            hardware = choose(recipe.train, strategy, role)
+            with _dtype_policy(hardware.precision):
+                try:
+                    return _train(recipe, run, strategy, role, hardware)
+                except Exception as error:
+                    run.fail(error)  # before any training: nothing left that looks like work
+                    raise
     finally:
         run.close()
 
 
-def _train(recipe: Recipe, run: Run) -> TrainResult:
+@contextlib.contextmanager
+def _dtype_policy(name: str) -> Iterator[None]:
+    previous = keras.mixed_precision.global_policy().name
+    keras.mixed_precision.set_global_policy(name)
+    try:
+        yield
+    finally:
+        keras.mixed_precision.set_global_policy(previous)
+
+
+@contextlib.contextmanager
+def _explain_lost_worker(role: Role) -> Iterator[None]:
+    """A worker that stops (killed, out of memory) makes the others' next collective fail
+    with UnavailableError (TensorFlow notices within seconds): say what to do."""
+    try:
+        yield
+    except tf.errors.UnavailableError as error:
+        if not role.multi_worker:
+            raise
+        raise WorkerLost(
+            f"{role.name}: another worker of the job stopped ({error.message.splitlines()[0]}); "
+            "relaunch every worker with the same command: the run resumes from the chief's "
+            "last backup"
+        ) from error
+
+
+def _train(
+    recipe: Recipe, run: Run, strategy: tf.distribute.Strategy, role: Role, hardware: Hardware
+) -> TrainResult:
     data = tasks.load_data(recipe, report_path=run.dir / "data_report.json", run_dir=run.dir)
     atomic_write_json(run.dir / "classes.json", data.class_names)
     write_split_manifest(data, run.dir / "splits.csv")
-    fit = prepare(recipe, run, data)
+    fit = prepare(recipe, run, data, strategy, role, hardware)
+    if fit.role.multi_worker:
+        check_same_as_chief(fit.strategy, "data splits", _splits_digest(data))
     phase_list = recipe.phases or ph.default_phases(len(fit.task_model.backbone_groups))
     sync_phase_state(run, phase_list)
     for index, phase in enumerate(phase_list):
         run_phase(fit, index, phase)
     # Whichever process trained them, the run's result is the last phase's saved weights.
+    load_phase_result(fit, len(phase_list) - 1)
     model = fit.task_model.model
-    model.load_weights(str(phase_weights(run, len(phase_list) - 1)))
     _save_results(recipe, fit.task_model, run)
     keep_buffer(recipe, fit.task_model, data, run.dir)  # replay.budget: for later continue runs
 
     from tltk.evaluate import format_summary
 
-    replicas = fit.strategy.num_replicas_in_sync
-    metrics = tasks.evaluate(
+    metrics = tasks.evaluate(  # every worker: predictions are gathered from all replicas
         recipe, fit.task_model, data, recipe.evaluate.split, run.dir,
-        recipe.train.batch_size * replicas, replicas=replicas,
+        fit.hardware.global_batch, replicas=fit.hardware.replicas,
         extra=forgetting(recipe, data, run),
     )  # fmt: skip
     _say(format_summary(metrics))
-    report_forgetting(recipe, metrics, run)
     history = _history(run)
+    if not fit.role.is_chief:
+        _say(f"{fit.role.name}: done; the chief writes the run's results and the export")
+        return TrainResult(model, fit.task_model, run.dir, history, metrics, data)
+    report_forgetting(recipe, metrics, run)
     if recipe.evaluate.plots and history:
         plot_learning_curves(
             run.dir / "history.csv", run.state["phases"], run.dir / "learning_curves.png"
         )
-    export_path = _export(recipe, fit.task_model, data, metrics, run)
+    export_path = _export(recipe, fit.task_model, data, metrics, run, fit.role)
     run.finish()
     _say(f"Run finished: {run.dir}" + (f"; exported {export_path}" if export_path else ""))
     return TrainResult(
         model, fit.task_model, run.dir, history, metrics, data, export_path, run.state["phases"]
     )
+
+
+def _splits_digest(data: LabelledData) -> bytes:
+    """What must be the same on every worker: each split's examples (where each came from; a
+    text itself), in order, with their labels. Not RUN/splits.csv, which names the copies a
+    run makes of images it converts, in its own folder."""
+    digest = hashlib.sha256()
+    for name, split in data.splits.items():
+        for i in range(len(split)):
+            text = str(split.examples[i]) if split.kind == "text" else ""
+            digest.update(f"{name}\0{split.origin(i)}\0{text}\0{split.labels[i]!r}\n".encode())
+    return digest.digest()
 
 
 def _save_results(recipe: Recipe, task_model: TaskModel, run: Run) -> None:
@@ -125,15 +200,20 @@ def _save_results(recipe: Recipe, task_model: TaskModel, run: Run) -> None:
 
 
 def _export(
-    recipe: Recipe, task_model: TaskModel, data: LabelledData, metrics: dict, run: Run
+    recipe: Recipe, task_model: TaskModel, data: LabelledData, metrics: dict, run: Run, role: Role
 ) -> Path | None:
     """Export once per run: a version this run already wrote (killed before it was recorded)
-    is found by its model card and recorded, not written again."""
+    is found by its model card and recorded, not written again. Under several workers the
+    chief exports a copy of the model built outside the strategy, from the run's saved
+    weights: the other workers have gone on, and the trained model's variables would ask
+    them to take part in reading them."""
     if not recipe.export.enabled:
         return None
     recorded = run.state.get("export")
     path = Path(recorded) if recorded and Path(recorded).is_dir() else _find_export(recipe, run)
     if path is None:
+        if role.multi_worker:
+            task_model = tasks.load_run(run.dir)[1]
         path = tasks.export(recipe, task_model, data, metrics, run.dir)
     run.state["export"] = str(path)
     run.save()

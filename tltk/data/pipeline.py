@@ -116,7 +116,23 @@ def build_pipeline(
         ds = ds.map(lambda x, y: (to_inputs(x), y), num_parallel_calls=tf.data.AUTOTUNE)
     if augment is not None:
         ds = ds.map(augment, num_parallel_calls=tf.data.AUTOTUNE)
-    return ds.prefetch(tf.data.AUTOTUNE)
+    return ds.with_options(sharding_options()).prefetch(tf.data.AUTOTUNE)
+
+
+def sharding_options(policy: str = "DATA") -> tf.data.Options:
+    """How several workers split the stream (tf.distribute's auto-sharding), said explicitly.
+
+    DATA: every worker runs the whole pipeline and keeps its share of each global batch, which
+    is right for a split held as a list of examples (paths, bytes, texts) and keeps every
+    worker's batches in step with the single-process stream. FILE (each worker reads its own
+    files) is for sources sharded into files; TensorFlow's default, AUTO, would try FILE first
+    and fall back to DATA with a warning.
+    """
+    options = tf.data.Options()
+    options.experimental_distribute.auto_shard_policy = getattr(
+        tf.data.experimental.AutoShardPolicy, policy
+    )
+    return options
 
 
 def predict_unpadded(model, ds: tf.data.Dataset, num_examples: int) -> np.ndarray:

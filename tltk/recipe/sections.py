@@ -169,12 +169,15 @@ class TrainConfig(StrictModel):
     batch_size: int = Field(32, ge=1)
     """Per replica; the global batch is this times the number of replicas."""
     strategy: Literal["auto", "default", "one_device", "mirrored", "multi_worker", "tpu"] = "auto"
-    precision: Literal["float32", "mixed_float16", "mixed_bfloat16"] = "float32"
+    precision: Literal["auto", "float32", "mixed_float16", "mixed_bfloat16"] = "auto"
+    """auto: mixed_float16 on GPUs of compute capability 7.0+, mixed_bfloat16 on TPUs, float32
+    on CPUs (see tltk/hardware.py). The head and the loss stay float32 under either mix."""
     clipnorm: float | None = None
     """Clip each gradient tensor to this norm."""
     global_clipnorm: float | None = None
     """Clip all gradients together to this global norm."""
     jit_compile: bool | Literal["auto"] = "auto"
+    """auto: XLA on GPUs and TPUs, off on CPUs (slower there) and under `deterministic`."""
     steps_per_epoch: int | None = None
     """Cap the batches per epoch (quick runs)."""
     runs_dir: str = "runs"
