@@ -18,6 +18,8 @@ _LAZY = {
     "TltkError": "tltk.errors",
     "train": "tltk.trainer",
     "TrainResult": "tltk.trainer",
+    "continue_run": "tltk.continual.continue_run",
+    "continue_recipe": "tltk.continual.continue_run",
     "evaluate_run": "tltk.api",
     "export_run": "tltk.api",
     "lr_find": "tltk.api",

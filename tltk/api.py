@@ -6,6 +6,7 @@ from __future__ import annotations
 from pathlib import Path
 
 from tltk import tasks
+from tltk.data.types import relabel
 from tltk.runs import lock_run, open_run
 
 
@@ -28,19 +29,20 @@ def _evaluate_run(run_dir: Path, split: str | None, data_path: str | Path | None
         data_cfg = recipe.data.model_copy(
             update={"path": str(data_path), "splits": {}, "val_fraction": 0.0, "test_fraction": 0.0}
         )
-        recipe = recipe.model_copy(update={"data": data_cfg})
+        # ... and only it: a continue run's past splits are not joined to it.
+        recipe = recipe.model_copy(update={"data": data_cfg, "continue_from": None})
         split, label = "train", Path(data_path).name
     else:
         split = split or recipe.evaluate.split
         label = split
     out_dir = run_dir / f"eval-{label}"
-    data = tasks.load_data(recipe, report_path=out_dir / "data_report.json")
+    data = tasks.load_data(recipe, report_path=out_dir / "data_report.json", run_dir=run_dir)
     missing = set(data.class_names) - set(class_names)
     if missing:
         raise ValueError(
             f"{data_path}: classes {sorted(missing)} were not in training ({class_names})"
         )
-    data = _relabel(data, class_names)
+    data = relabel(data, class_names)
     return tasks.evaluate(recipe, task_model, data, split, out_dir, recipe.train.batch_size)
 
 
@@ -69,27 +71,8 @@ def _export_run(run_dir: Path, name: str | None, version: int | None, export_dir
     recipe = recipe.model_copy(update={"export": recipe.export.model_copy(update=update)})
     metrics_file = run_dir / "metrics.json"
     metrics = json.loads(metrics_file.read_text()) if metrics_file.is_file() else {}
-    data = tasks.load_data(recipe)
-    return tasks.export(recipe, task_model, _relabel(data, class_names), metrics, run_dir)
-
-
-def _relabel(data, class_names: list[str]):
-    """Map a dataset's class ids onto the training run's class order."""
-    import numpy as np
-
-    if data.class_names == class_names:
-        return data
-    if data.multi_label:
-        index = [data.class_names.index(c) if c in data.class_names else None for c in class_names]
-        for split in data.splits.values():
-            cols = [split.labels[:, i] if i is not None else np.zeros(len(split)) for i in index]
-            split.labels = np.stack(cols, axis=1).astype("float32")
-    else:
-        mapping = np.array([class_names.index(c) for c in data.class_names])
-        for split in data.splits.values():
-            split.labels = mapping[split.labels]
-    data.class_names = list(class_names)
-    return data
+    data = tasks.load_data(recipe, run_dir=run_dir)
+    return tasks.export(recipe, task_model, relabel(data, class_names), metrics, run_dir)
 
 
 def lr_find(

@@ -20,6 +20,16 @@ def cmd_train(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_continue(args: argparse.Namespace) -> int:
+    from tltk.continual.continue_run import continue_run
+
+    continue_run(
+        args.run, args.data, recipe=args.recipe, overrides=args.set, run_dir=args.run_dir,
+        resume=not args.new,
+    )  # fmt: skip
+    return 0
+
+
 def cmd_check(args: argparse.Namespace) -> int:
     from tltk.recipe import load_recipe
 
@@ -132,6 +142,7 @@ def build_parser() -> argparse.ArgumentParser:
         return sub.add_parser(name, parents=[common], **kwargs)
 
     _add_run_commands(command)
+    _add_continue_command(command)
     _add_model_commands(command)
     return p
 
@@ -188,6 +199,22 @@ def _add_run_commands(command) -> None:
     sp.add_argument("--version", type=int)
     sp.add_argument("--dir", help="export root (default: the recipe's, saved_models)")
     sp.set_defaults(func=cmd_export, tensorflow=True)
+
+
+def _add_continue_command(command) -> None:
+    """continue: a finished run, further trained on new data."""
+    sp = command(
+        "continue",
+        help="continue a finished run on new data: new classes grow its head, its test split "
+        "measures forgetting",
+    )
+    sp.add_argument("run", help="the finished run folder, e.g. runs/NAME/latest")
+    sp.add_argument("--data", help="the new data (replaces data.path of the run's recipe)")
+    sp.add_argument("--recipe", help="a recipe to use instead of the run's own")
+    _with_set(sp)
+    sp.add_argument("--run-dir", help="use or resume this run folder")
+    sp.add_argument("--new", action="store_true", help="start a new run even if one can be resumed")
+    sp.set_defaults(func=cmd_continue, tensorflow=True)
 
 
 def _add_model_commands(command) -> None:

@@ -19,3 +19,8 @@ class RecipeError(TltkError, ValueError):
 class PredictError(TltkError, ValueError):
     """A prediction tltk will not or cannot run: model metadata it refuses, an op library that
     is missing, or nothing to predict."""
+
+
+class ContinueError(TltkError, ValueError):
+    """A run that cannot be continued from as asked: not finished, not a classifier, a
+    backbone that differs, an old test split whose files are gone."""

@@ -63,6 +63,13 @@ class Fit:
     """The frozen backbone's pooled features, for phases that train only the head."""
     trained: set[int] = field(default_factory=set)
     """The phases this process trained (so a worker has their weights in its own folder)."""
+    train_model: keras.Model | None = None
+    """What `fit` trains: the task model itself, or a model wrapping it (a continue run's
+    `DistillingModel`); the run saves the task model's weights either way."""
+
+    def __post_init__(self) -> None:
+        if self.train_model is None:
+            self.train_model = self.task_model.model
 
 
 def prepare(
@@ -82,7 +89,13 @@ def prepare(
     run.state["hardware"] = hardware.as_dict()
     run.save()
     with strategy.scope():
-        task_model = tasks.build_task_model(recipe, data)
+        if recipe.continue_from is not None:
+            from tltk.continual.model import continue_models
+
+            task_model, train_model = continue_models(recipe, run, data)
+        else:
+            task_model = tasks.build_task_model(recipe, data)
+            train_model = task_model.model
     n_train = len(data.splits["train"])
     train_batch = first_batch_size(n_train, global_batch, replicas)
     remainder = "drop" if replicas > 1 else "keep"
@@ -129,6 +142,7 @@ def prepare(
         features=FeatureCache(
             recipe, data, task_model, global_batch, replicas, folder=run.dir / "features"
         ),
+        train_model=train_model,
     )
 
 
@@ -172,8 +186,10 @@ def run_phase(fit: Fit, index: int, phase: PhaseConfig) -> None:
     where = f"phases[{index}].train"
     train_groups = ph.trainable_groups(phase.train, fit.task_model.backbone_groups, where)
     cached = cache_decision(fit.recipe, fit.task_model, train_groups)
+    if fit.train_model is not model:  # a continue run's distillation needs the whole model
+        cached = None
     length = pl.phase_length(phase, fit.steps)
-    trained = fit.features.split_model.head if cached else model
+    trained = fit.features.split_model.head if cached else fit.train_model
     _compile(fit, index, phase, trained)
     n_trainable = sum(int(np.prod(v.shape)) for v in model.trainable_weights)
     _say(
@@ -340,7 +356,7 @@ def _compile(fit: Fit, index: int, phase: PhaseConfig, model: keras.Model | None
             clipnorm=recipe.train.clipnorm,
             global_clipnorm=recipe.train.global_clipnorm,
         )
-        (model or task_model.model).compile(
+        (model or fit.train_model).compile(
             optimizer=optimizer,
             loss=tasks.loss(recipe),
             metrics=tasks.metrics(recipe, task_model),

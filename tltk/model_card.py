@@ -58,6 +58,8 @@ def card_markdown(doc: dict) -> str:
                 lines += [f"| `{sig}` | output | `{k}` | {v} |" for k, v in io["outputs"].items()]
         elif key == "parity" and value:
             lines.append(f"Parity check {parity_text(value)}.")
+        elif key == "lineage" and value:
+            lines += lineage_table(value)
         elif value is None or isinstance(value, str | int | float):
             lines.append("not recorded" if value is None else str(value))
         elif isinstance(value, list) and not any(isinstance(v, dict | list) for v in value):
@@ -69,6 +71,30 @@ def card_markdown(doc: dict) -> str:
         else:
             lines += ["```json", json.dumps(value, indent=2, default=str), "```"]
     return "\n".join(lines) + "\n"
+
+
+def lineage_table(lineage: list[dict]) -> list[str]:
+    """The runs a continued model came from, oldest first: the classes each step added and
+    its test accuracies (old classes before and after the step, new classes, overall)."""
+
+    def cell(value) -> str:
+        return "-" if value is None else f"{value:.4f}" if isinstance(value, float) else str(value)
+
+    lines = [
+        "| step | run | classes added | strategy | old before | old after | forgetting | new "
+        "| overall |",
+        "|---|---|---|---|---|---|---|---|---|",
+    ]
+    for s in lineage:
+        added = ", ".join(s["new_classes"]) if s["step"] else f"{len(s['classes'])} (first run)"
+        values = [s.get(k) for k in ("old_before", "old_after", "forgetting", "new", "overall")]
+        strategy = "+".join(s.get("strategy", [])) or "-"
+        lines.append(
+            f"| {s['step']} | `{s['run']}` | {added} | {strategy} | "
+            + " | ".join(cell(v) for v in values)
+            + " |"
+        )
+    return lines
 
 
 def parity_text(parity: dict) -> str:

@@ -23,7 +23,7 @@ from pathlib import Path
 
 from tltk.errors import TltkError
 from tltk.io import atomic_write_json, atomic_write_text
-from tltk.recipe import Recipe
+from tltk.recipe import Recipe, ReplayConfig
 from tltk.recipe.schema import DEPRECATED_MODALITY_KEY
 
 
@@ -34,6 +34,10 @@ def fingerprint(recipe: Recipe) -> str:
     # Hashed under its old key, so an unfinished run started before `task` became `modality`
     # is still found and resumed (the keys are sorted: the position does not matter).
     data[DEPRECATED_MODALITY_KEY] = data.pop("modality")
+    # Sections added since, hashed only when used: earlier unfinished runs still resume.
+    for key, unused in (("continue_from", None), ("replay", ReplayConfig().model_dump())):
+        if data.get(key) == unused:
+            data.pop(key)
     return hashlib.sha256(json.dumps(data, sort_keys=True).encode()).hexdigest()[:16]
 
 

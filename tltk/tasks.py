@@ -9,9 +9,11 @@ multilabel, regression) of its `HeadSpec` (`head(recipe)`, see tltk/heads/). Eve
 from __future__ import annotations
 
 import json
+from collections.abc import Callable
 from pathlib import Path
 
 import keras
+import numpy as np
 import tensorflow as tf
 
 from tltk.data import LabelledData
@@ -41,7 +43,15 @@ def head_config(recipe: Recipe) -> HeadConfig:
     return recipe.head.model_copy(update={"type": recipe.head_type})
 
 
-def load_data(recipe: Recipe, *, report_path: Path | None = None) -> LabelledData:
+def load_data(
+    recipe: Recipe, *, report_path: Path | None = None, run_dir: Path | None = None
+) -> LabelledData:
+    """The recipe's data, checked and split; a continue run's joined with its past run's
+    (tltk/continual/data.py; `run_dir`: the continue run's folder)."""
+    if recipe.continue_from is not None:
+        from tltk.continual.data import load_continue_data
+
+        return load_continue_data(recipe, report_path=report_path, run_dir=run_dir)
     return modality(recipe).load_data(
         recipe.data, seed=recipe.seed, label_kind=head(recipe).label_kind, report_path=report_path
     )
@@ -182,7 +192,10 @@ def evaluate(
     batch: int,
     *,
     replicas: int = 1,
+    extra: Callable[[np.ndarray, np.ndarray], dict] | None = None,
 ) -> dict:
+    """metrics.json (and plots) of `split` in `out_dir`; `extra(y_true, y_score)` adds keys
+    computed from the same predictions (a continue run's forgetting)."""
     from tltk.evaluate import compute_metrics, write_metrics
 
     if split not in data.splits or not len(data.splits[split]):
@@ -199,6 +212,8 @@ def evaluate(
         loss=value,
     )
     result["split"] = split
+    if extra is not None:
+        result.update(extra(y_true, y_score))
     write_metrics(result, out_dir, plots=recipe.evaluate.plots)
     return result
 
@@ -235,6 +250,8 @@ def export(
         "data": data.report.get("counts", {}),
         "run_dir": str(run_dir),
     }
+    if "continual" in metrics:  # the runs this model continued, their classes and accuracies
+        card["lineage"] = metrics["continual"]["lineage"]
     test = data.splits.get(recipe.evaluate.split) or data.splits["train"]
     n = recipe.export.parity_examples if recipe.export.parity else 0
     common = dict(

@@ -26,6 +26,7 @@ import keras
 import tensorflow as tf
 
 from tltk import tasks
+from tltk.continual.hooks import forgetting, keep_buffer, report_forgetting
 from tltk.data import LabelledData
 from tltk.data.images import write_split_manifest
 from tltk.errors import TltkError
@@ -139,7 +140,7 @@ def _explain_lost_worker(role: Role) -> Iterator[None]:
 def _train(
     recipe: Recipe, run: Run, strategy: tf.distribute.Strategy, role: Role, hardware: Hardware
 ) -> TrainResult:
-    data = tasks.load_data(recipe, report_path=run.dir / "data_report.json")
+    data = tasks.load_data(recipe, report_path=run.dir / "data_report.json", run_dir=run.dir)
     atomic_write_json(run.dir / "classes.json", data.class_names)
     write_split_manifest(data, run.dir / "splits.csv")
     fit = prepare(recipe, run, data, strategy, role, hardware)
@@ -154,18 +155,21 @@ def _train(
     load_phase_result(fit, len(phase_list) - 1)
     model = fit.task_model.model
     _save_results(recipe, fit.task_model, run)
+    keep_buffer(recipe, fit.task_model, data, run.dir)  # replay.budget: for later continue runs
 
     from tltk.evaluate import format_summary
 
     metrics = tasks.evaluate(  # every worker: predictions are gathered from all replicas
         recipe, fit.task_model, data, recipe.evaluate.split, run.dir,
         fit.hardware.global_batch, replicas=fit.hardware.replicas,
+        extra=forgetting(recipe, data, run),
     )  # fmt: skip
     _say(format_summary(metrics))
     history = _history(run)
     if not fit.role.is_chief:
         _say(f"{fit.role.name}: done; the chief writes the run's results and the export")
         return TrainResult(model, fit.task_model, run.dir, history, metrics, data)
+    report_forgetting(recipe, metrics, run)
     if recipe.evaluate.plots and history:
         plot_learning_curves(
             run.dir / "history.csv", run.state["phases"], run.dir / "learning_curves.png"

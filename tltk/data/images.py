@@ -34,6 +34,7 @@ def load_image_data(
     multi_label: bool = False,
     regression: bool = False,
     report_path: str | Path | None = None,
+    min_classes: int = 2,
 ) -> LabelledData:
     """Read, clean and split image data as `cfg` describes.
 
@@ -51,7 +52,7 @@ def load_image_data(
     multi_label = multi_label or cfg.multi_label
     label_kind = label_kind_of(multi_label=multi_label, regression=regression)
     source = read_source(cfg, "image", label_kind)
-    if not regression and len(source.class_names) < 2:
+    if not regression and len(source.class_names) < min_classes:
         raise DataError(
             f"{source.where} has a single class {source.class_names}; a classifier needs at "
             "least two (add a class folder, or use a regression/multi-label manifest)"

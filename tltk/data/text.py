@@ -35,6 +35,7 @@ def load_text_data(
     multi_label: bool = False,
     regression: bool = False,
     report_path: str | Path | None = None,
+    min_classes: int = 2,
 ) -> LabelledData:
     """Read, clean and split labelled texts as `cfg` describes (`source: text`, `csv` or `tfds`).
 
@@ -53,7 +54,7 @@ def load_text_data(
     multi_label = multi_label or cfg.multi_label
     label_kind = label_kind_of(multi_label=multi_label, regression=regression)
     source = read_source(cfg, "text", label_kind)
-    if not regression and len(source.class_names) < 2:
+    if not regression and len(source.class_names) < min_classes:
         raise DataError(
             f"{source.where}: a single class {source.class_names}; a classifier needs two or more"
         )

@@ -4,6 +4,7 @@ labelled dataset."""
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import TYPE_CHECKING, ClassVar
 
 import numpy as np
@@ -191,3 +192,48 @@ def label_name(label, class_names: list[str] | None) -> object:
     if np.issubdtype(label.dtype, np.integer):
         return name(int(label))
     return float(label)
+
+
+def relabel(data: LabelledData, class_names: list[str]) -> LabelledData:
+    """Map `data`'s class ids onto the order of `class_names` (a trained model's classes, which
+    must include every class of `data`), in place; returns `data`."""
+    if data.class_names == class_names:
+        return data
+    if data.multi_label:
+        index = [data.class_names.index(c) if c in data.class_names else None for c in class_names]
+        for split in data.splits.values():
+            cols = [split.labels[:, i] if i is not None else np.zeros(len(split)) for i in index]
+            split.labels = np.stack(cols, axis=1).astype("float32")
+    else:
+        mapping = np.array([class_names.index(c) for c in data.class_names])
+        for split in data.splits.values():
+            split.labels = mapping[split.labels]
+    data.class_names = list(class_names)
+    return data
+
+
+def concat_splits(parts: list[Split]) -> Split:
+    """One split of `parts`' examples in order. Parts of kinds "path" and "bytes" (images)
+    become "bytes" (the files are read); texts join texts only."""
+    parts = [p for p in parts if len(p)] or parts[:1]
+    kinds = {p.kind for p in parts}
+    if len(kinds) > 1:
+        if kinds != {"path", "bytes"}:
+            raise ValueError(f"cannot join splits of kinds {sorted(kinds)}")
+        parts = [_as_bytes(p) for p in parts]
+    origins = [p.origin(i) for p in parts for i in range(len(p))]
+    return Split(
+        np.concatenate([p.examples for p in parts]),
+        np.concatenate([p.labels for p in parts]),
+        parts[0].kind,
+        origins,
+    )
+
+
+def _as_bytes(split: Split) -> Split:
+    if split.kind == "bytes":
+        return split
+    data = np.empty(len(split), dtype=object)
+    data[:] = [Path(str(path)).read_bytes() for path in split.examples]
+    origins = [split.origin(i) for i in range(len(split))]
+    return Split(data, split.labels, "bytes", origins)

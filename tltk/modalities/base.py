@@ -84,9 +84,16 @@ class Modality:
     """The registry name: `modality` in a recipe."""
 
     def load_data(
-        self, cfg: DataConfig, *, seed: int, label_kind: str, report_path: Path | None = None
+        self,
+        cfg: DataConfig,
+        *,
+        seed: int,
+        label_kind: str,
+        report_path: Path | None = None,
+        min_classes: int = 2,
     ) -> LabelledData:
-        """Read, check and split the recipe's data; `label_kind` is the head spec's."""
+        """Read, check and split the recipe's data; `label_kind` is the head spec's.
+        `min_classes`: fewer classes is an error (1 where the data adds classes to a model's)."""
         raise NotImplementedError
 
     def build_backbone(self, cfg: BackboneConfig, train: Split) -> Backbone:

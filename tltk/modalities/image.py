@@ -78,10 +78,13 @@ class ImagePreprocessor(Preprocessor):
 class ImageModality(Modality):
     name = "image"
 
-    def load_data(self, cfg, *, seed, label_kind, report_path=None):
+    def load_data(self, cfg, *, seed, label_kind, report_path=None, min_classes=2):
         from tltk.data import load_image_data
 
-        return load_image_data(cfg, report_path=report_path, seed=seed, **label_flags(label_kind))
+        return load_image_data(
+            cfg, report_path=report_path, seed=seed, min_classes=min_classes,
+            **label_flags(label_kind),
+        )  # fmt: skip
 
     def build_backbone(self, cfg, train):
         from tltk.backbones import build_image_backbone

@@ -61,10 +61,13 @@ class TextPreprocessor(Preprocessor):
 class TextModality(Modality):
     name = "text"
 
-    def load_data(self, cfg, *, seed, label_kind, report_path=None):
+    def load_data(self, cfg, *, seed, label_kind, report_path=None, min_classes=2):
         from tltk.data.text import load_text_data
 
-        return load_text_data(cfg, report_path=report_path, seed=seed, **label_flags(label_kind))
+        return load_text_data(
+            cfg, report_path=report_path, seed=seed, min_classes=min_classes,
+            **label_flags(label_kind),
+        )  # fmt: skip
 
     def build_backbone(self, cfg, train):
         from tltk.backbones.text import build_text_backbone

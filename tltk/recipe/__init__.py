@@ -9,6 +9,7 @@ exactly like the file, and an error they cause names the override instead of a l
 
 from tltk.errors import RecipeError
 from tltk.overrides import apply_override
+from tltk.recipe.continual import ContinueConfig, DistillConfig, ReplayConfig
 from tltk.recipe.loading import load_recipe
 from tltk.recipe.schema import Recipe
 from tltk.recipe.sections import (
@@ -33,7 +34,9 @@ __all__ = [
     "BackboneConfig",
     "CallbacksConfig",
     "CleanConfig",
+    "ContinueConfig",
     "DataConfig",
+    "DistillConfig",
     "EarlyStoppingConfig",
     "EvaluateConfig",
     "ExportConfig",
@@ -42,6 +45,7 @@ __all__ = [
     "Recipe",
     "RecipeError",
     "ReduceLRConfig",
+    "ReplayConfig",
     "TrainConfig",
     "apply_override",
     "load_recipe",

@@ -10,6 +10,7 @@ import yaml
 from pydantic import Field, field_validator, model_validator
 
 from tltk.modalities import MODALITIES
+from tltk.recipe.continual import ContinueConfig, ReplayConfig
 from tltk.recipe.sections import (
     AugmentConfig,
     BackboneConfig,
@@ -41,6 +42,9 @@ class Recipe(StrictModel):
     train: TrainConfig = Field(default_factory=TrainConfig)
     evaluate: EvaluateConfig = Field(default_factory=EvaluateConfig)
     export: ExportConfig = Field(default_factory=ExportConfig)
+    replay: ReplayConfig = Field(default_factory=ReplayConfig)
+    continue_from: ContinueConfig | None = None
+    """Start from a finished run (tltk/continual/): its model, its classes first."""
 
     @model_validator(mode="before")
     @classmethod
@@ -71,6 +75,23 @@ class Recipe(StrictModel):
             raise ValueError(
                 "data.multi_label: a regression head takes one number per example; use "
                 "head.type: multilabel for several labels per example"
+            )
+        return self
+
+    @model_validator(mode="after")
+    def _continual_fits(self) -> Recipe:
+        cont = self.continue_from
+        if cont is None:
+            return self
+        if self.head_type != "classification":
+            raise ValueError(
+                "continue_from: continuing a run with new classes is for classification heads "
+                f"(this recipe's head is {self.head_type})"
+            )
+        if "rehearsal" in cont.strategy and not self.replay.budget:
+            raise ValueError(
+                "continue_from.strategy: rehearsal replays a buffer of old examples; give it a "
+                "size with replay.budget (examples in all, e.g. 500)"
             )
         return self
 

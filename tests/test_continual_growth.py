@@ -1,0 +1,140 @@
+"""Head growth (old columns kept, new rows from a probe) and distillation (LwF) as Keras models."""
+
+from __future__ import annotations
+
+import keras
+import numpy as np
+import pytest
+
+from tltk.backbones.base import lookup
+from tltk.continual.distill import DistillingModel, distillation_loss
+from tltk.continual.features import SCORES_LAYER, scores_inputs
+from tltk.continual.growth import copy_grown, probe_rows, set_new_rows
+from tltk.model import build_model
+from tltk.recipe import HeadConfig
+
+
+def _models(k_old: int, k_new: int, hidden: int = 0):
+    """A trained-looking old model (random weights, seeded) and a fresh wider one."""
+    keras.utils.set_random_seed(1)
+    head = HeadConfig(dropout=0.2, hidden_units=hidden)
+    old = build_model(lookup("resnet8").build(None, 16), head, k_old)
+    for i, w in enumerate(old.model.weights):  # not the fresh values: each must be copied
+        value = np.random.default_rng(i).normal(0, 0.1, w.shape)
+        w.assign((np.abs(value) + 1 if "variance" in w.path else value).astype("float32"))
+    new = build_model(lookup("resnet8").build(None, 16), head, k_old + k_new)
+    return old, new
+
+
+def _logits(task_model, images):
+    features = scores_inputs(task_model).predict(images, verbose=0)
+    kernel, bias = task_model.model.get_layer(SCORES_LAYER).get_weights()
+    return features @ kernel + bias
+
+
+@pytest.mark.parametrize("hidden", [0, 8])
+def test_grown_head_gives_the_old_classes_identical_logits_before_training(hidden):
+    old, new = _models(3, 2, hidden)
+    images = np.random.default_rng(0).uniform(0, 255, (6, 16, 16, 3)).astype("float32")
+    before = old.model.predict(images, verbose=0)
+    assert copy_grown(old.model, new.model) == 3
+    after = new.model.predict(images, verbose=0)
+    assert after.shape == (6, 5) and np.all(np.isfinite(after)) and np.all(np.isfinite(before))
+    # The old columns' logits are the old model's; so is their softmax among themselves.
+    np.testing.assert_allclose(_logits(new, images)[:, :3], _logits(old, images), atol=1e-5)
+    np.testing.assert_allclose(after[:, :3] / after[:, :3].sum(1, keepdims=True), before, atol=1e-5)
+    # The probabilities themselves are not kept: the new columns take some of the mass.
+    assert np.all(after[:, :3].sum(axis=1) < 1 - 1e-6)
+    # Every other weight was copied (a fresh model would differ in its backbone).
+    for a, b in zip(old.model.layers, new.model.layers, strict=True):
+        if a.name != SCORES_LAYER:
+            for wa, wb in zip(a.get_weights(), b.get_weights(), strict=True):
+                np.testing.assert_array_equal(wa, wb)
+
+
+def test_growing_a_different_model_is_refused():
+    old, _ = _models(3, 1)
+    other = build_model(lookup("resnet8").build(None, 16), HeadConfig(hidden_units=4), 4)
+    with pytest.raises(ValueError, match="layers|weights"):
+        copy_grown(old.model, other.model)
+
+
+def _blobs(k: int, n: int, d: int = 6, seed: int = 0):
+    rng = np.random.default_rng(seed)
+    centres = rng.normal(0, 3, (k, d))
+    labels = np.repeat(np.arange(k), n)
+    return centres[labels] + rng.normal(0, 0.5, (len(labels), d)), labels, centres
+
+
+def test_probe_fits_the_new_rows_against_the_fixed_old_ones():
+    features, labels, centres = _blobs(4, 30)
+    # Old rows: a good classifier of classes 0, 1 (the class centres as weights).
+    old_kernel, old_bias = centres[:2].T.copy(), -0.5 * (centres[:2] ** 2).sum(1)
+    kernel, bias = probe_rows(features, labels, old_kernel, old_bias, 4)
+    assert kernel.shape == (6, 2) and bias.shape == (2,)
+    logits = features @ np.concatenate([old_kernel, kernel], 1) + np.concatenate([old_bias, bias])
+    right = logits.argmax(1) == labels
+    assert right[labels >= 2].mean() > 0.95  # the new classes are learnt ...
+    assert right[labels < 2].mean() > 0.95  # ... and the old ones still win their examples
+    # Regularised (0.5 |W|^2 / C): a smaller C gives smaller rows, and deterministic results.
+    small, _ = probe_rows(features, labels, old_kernel, old_bias, 4, c=0.01)
+    assert np.linalg.norm(small) < np.linalg.norm(kernel)
+    again, _ = probe_rows(features, labels, old_kernel, old_bias, 4)
+    np.testing.assert_array_equal(again, kernel)
+
+
+def test_set_new_rows_leaves_the_old_columns_alone():
+    old, new = _models(2, 2)
+    copy_grown(old.model, new.model)
+    kernel, bias = new.model.get_layer(SCORES_LAYER).get_weights()
+    d = kernel.shape[0]
+    set_new_rows(new.model, 2, np.ones((d, 2), "float32"), np.full(2, 7.0, "float32"))
+    k2, b2 = new.model.get_layer(SCORES_LAYER).get_weights()
+    np.testing.assert_array_equal(k2[:, :2], kernel[:, :2])
+    np.testing.assert_array_equal(b2, [bias[0], bias[1], 7.0, 7.0])
+
+
+def _softmax(z):
+    e = np.exp(z - z.max(axis=-1, keepdims=True))
+    return e / e.sum(axis=-1, keepdims=True)
+
+
+def test_distillation_loss_is_hintons_kd_on_the_old_columns():
+    rng = np.random.default_rng(0)
+    z_teacher, z_student = rng.normal(0, 2, (5, 3)), rng.normal(0, 2, (5, 4))
+    t = 2.0
+    p, q = _softmax(z_teacher / t), _softmax(z_student[:, :3] / t)
+    expected = t**2 * np.mean(np.sum(p * (np.log(p) - np.log(q)), axis=1))
+    got = distillation_loss(_softmax(z_teacher), _softmax(z_student).astype("float32"), t)
+    assert float(got) == pytest.approx(expected, rel=1e-4)
+    same = distillation_loss(_softmax(z_teacher), _softmax(z_teacher), t)
+    assert abs(float(same)) < 1e-5
+
+
+def _dense(k: int, seed: int) -> keras.Model:
+    keras.utils.set_random_seed(seed)
+    inputs = keras.Input((4,))
+    return keras.Model(inputs, keras.layers.Dense(k, activation="softmax")(inputs))
+
+
+def test_distilling_model_adds_the_teachers_soft_targets_and_keeps_the_teacher():
+    teacher, student = _dense(2, 0), _dense(3, 1)
+    x = np.random.default_rng(0).normal(size=(16, 4)).astype("float32")
+    y = keras.utils.to_categorical(np.arange(16) % 3, 3)
+    model = DistillingModel(student, teacher, temperature=2.0, weight=0.5)
+    model.compile(optimizer=keras.optimizers.SGD(0.0), loss="categorical_crossentropy")
+    frozen = [w.copy() for w in teacher.get_weights()]
+    history = model.fit(x, y, batch_size=16, epochs=1, verbose=0).history
+    ce = keras.losses.categorical_crossentropy(y, student.predict(x, verbose=0))
+    kd = distillation_loss(teacher.predict(x, verbose=0), student.predict(x, verbose=0), 2.0)
+    # One batch, learning rate 0: the logged loss is CE + 0.5 * KD of these very models.
+    assert history["loss"][0] == pytest.approx(float(np.mean(ce)) + 0.5 * float(kd), rel=1e-4)
+    assert history["distill_loss"][0] == pytest.approx(float(kd), rel=1e-4)
+    # Trained with a real rate, the student changes and the teacher does not.
+    model.compile(optimizer=keras.optimizers.SGD(0.5), loss="categorical_crossentropy")
+    before = student.get_weights()[0].copy()
+    model.fit(x, y, batch_size=8, epochs=2, verbose=0)
+    assert not np.allclose(student.get_weights()[0], before)
+    for a, b in zip(frozen, teacher.get_weights(), strict=True):
+        np.testing.assert_array_equal(a, b)
+    np.testing.assert_allclose(model.predict(x, verbose=0), student.predict(x, verbose=0))
