@@ -20,6 +20,8 @@ _LAZY = {
     "TrainResult": "tltk.trainer",
     "evaluate_run": "tltk.api",
     "export_run": "tltk.api",
+    "tune": "tltk.tuning.api",
+    "TuneResult": "tltk.tuning.api",
     "predict_images": "tltk.predict",
     "predict_texts": "tltk.predict",
     "list_backbones": "tltk.backbones",

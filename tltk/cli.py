@@ -20,6 +20,16 @@ def cmd_train(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_tune(args: argparse.Namespace) -> int:
+    from tltk.tuning.api import tune
+
+    result = tune(
+        args.recipe, overrides=args.set, search_dir=args.search_dir, train_best=args.train_best
+    )
+    print(result.best_recipe_path)
+    return 0
+
+
 def cmd_check(args: argparse.Namespace) -> int:
     from tltk.recipe import load_recipe
 
@@ -121,13 +131,22 @@ def _with_set(sp: argparse.ArgumentParser) -> None:
 
 
 def _add_run_commands(command) -> None:
-    """train, check, evaluate, export: commands on a recipe or a run."""
+    """train, tune, check, evaluate, export: commands on a recipe or a run."""
     sp = command("train", help="train a recipe (resumes an unfinished run of the same recipe)")
     sp.add_argument("recipe")
     _with_set(sp)
     sp.add_argument("--run-dir", help="use or resume this run folder")
     sp.add_argument("--new", action="store_true", help="start a new run even if one can be resumed")
     sp.set_defaults(func=cmd_train, tensorflow=True)
+
+    sp = command("tune", help="search the recipe's `tune:` space (resumes an unfinished search)")
+    sp.add_argument("recipe")
+    _with_set(sp)
+    sp.add_argument("--search-dir", help="use or resume this search folder")
+    sp.add_argument(
+        "--train-best", action="store_true", help="then train and export the best recipe"
+    )
+    sp.set_defaults(func=cmd_tune, tensorflow=True)
 
     sp = command("check", help="validate a recipe and print it fully resolved")
     sp.add_argument("recipe")

@@ -1,0 +1,295 @@
+"""Hyper-parameter search: the `tune:` schema, its translation to KerasTuner, the search
+folder (results, best recipe, resume) and one real tiny search."""
+
+from __future__ import annotations
+
+import csv
+import json
+import math
+from pathlib import Path
+
+import pytest
+import yaml
+from helpers import make_image_folder, tiny_recipe
+
+from tltk.recipe import RecipeError, load_recipe
+from tltk.recipe.tuning import parse_duration
+
+SPACE = {
+    "phases.1.learning_rate": {"log": [1.0e-4, 1.0e-2]},
+    "head.dropout": [0.0, 0.3],
+    "head.hidden_units": {"range": [0, 32], "step": 16},
+}
+
+
+def searched(tmp_path, space=None, **tune):
+    raw = tiny_recipe(tmp_path, tmp_path / "images", export={"enabled": False})
+    raw["tune"] = {"space": space or SPACE, "max_trials": 3, **tune}
+    return raw
+
+
+def write(tmp_path, raw, name="r.yaml"):
+    path = tmp_path / name
+    path.write_text(yaml.safe_dump(raw, sort_keys=False))
+    return path
+
+
+# --- the schema ------------------------------------------------------------------------------
+
+
+def test_a_valid_space_loads_and_keeps_its_kinds(tmp_path):
+    tune = load_recipe(searched(tmp_path)).tune
+    assert tune.space["head.dropout"].choice == [0.0, 0.3]
+    assert tune.space["head.hidden_units"].is_int
+    assert not tune.space["phases.1.learning_rate"].is_int
+    assert tune.objective.name == "val_loss" and tune.objective.resolved_direction == "min"
+
+
+def test_objective_direction_follows_the_metric_unless_given(tmp_path):
+    raw = searched(tmp_path, objective="val_accuracy")
+    assert load_recipe(raw).tune.objective.resolved_direction == "max"
+    raw = searched(tmp_path, objective={"name": "val_accuracy", "direction": "min"})
+    assert load_recipe(raw).tune.objective.resolved_direction == "min"
+
+
+def test_a_misspelled_key_names_the_closest_one_and_its_line(tmp_path):
+    path = write(tmp_path, searched(tmp_path, space={"head.dropuot": [0.1, 0.2]}))
+    with pytest.raises(RecipeError) as error:
+        load_recipe(path)
+    message = str(error.value)
+    assert message.startswith(f"{path}: tune.space.head.dropuot (line ")
+    assert "did you mean 'dropout'?" in message
+
+
+@pytest.mark.parametrize(
+    ("space", "expected"),
+    [
+        ({"head.dropout": {"range": [0.0, 1.5]}}, "head.dropout=1.5 is invalid"),
+        ({"phases.5.epochs": [1, 2]}, "there is no item 5"),
+        ({"head.dropout": {"range": [0.5, 0.1]}}, "low < high"),
+        ({"head.dropout": {"log": [0.0, 0.5]}}, "low > 0"),
+        ({"head.dropout": {"choice": [0.1], "range": [0.0, 0.5]}}, "exactly one of"),
+        ({"head.dropout": []}, "empty choice list"),
+        ({"head.pooling": ["avg", "mean"]}, "head.pooling='mean' is invalid"),
+        ({}, "empty search space"),
+    ],
+)
+def test_invalid_spaces_are_clear_errors(tmp_path, space, expected):
+    raw = searched(tmp_path)
+    raw["tune"]["space"] = space
+    with pytest.raises(RecipeError, match="tune.space") as error:
+        load_recipe(raw)
+    assert expected in str(error.value)
+
+
+def test_a_budget_is_required_and_durations_are_read(tmp_path):
+    with pytest.raises(RecipeError, match="no budget"):
+        load_recipe(searched(tmp_path, max_trials=None))
+    assert load_recipe(searched(tmp_path, max_time="20m")).tune.max_time == 1200
+    assert parse_duration("1.5h") == 5400 and parse_duration("90") == 90
+    with pytest.raises(ValueError, match="not a duration"):
+        parse_duration("soon")
+
+
+def test_tune_does_not_change_the_run_fingerprint(tmp_path):
+    from tltk.runs import fingerprint
+
+    raw = searched(tmp_path)
+    plain = dict(raw)
+    plain.pop("tune")
+    assert fingerprint(load_recipe(raw)) == fingerprint(load_recipe(plain))
+
+
+# --- translation to KerasTuner ------------------------------------------------------------------
+
+
+def test_space_becomes_keras_tuner_hyperparameters(tmp_path):
+    from tltk.tuning import space
+
+    recipe = load_recipe(searched(tmp_path, space={**SPACE, "phases.1.weight_decay": [None, 0.01]}))
+    hp = {h.name: h for h in space.hyperparameters(recipe.tune).space}
+    lr = hp["phases.1.learning_rate"]
+    got = (type(lr).__name__, lr.min_value, lr.max_value, lr.sampling)
+    assert got == ("Float", 1e-4, 1e-2, "log")
+    units = hp["head.hidden_units"]
+    got = (type(units).__name__, units.min_value, units.max_value, units.step)
+    assert got == ("Int", 0, 32, 16)
+    assert type(hp["head.dropout"]).__name__ == "Choice"
+    # A choice mixing null and numbers travels as JSON and comes back as the recipe's values.
+    assert hp["phases.1.weight_decay"].values == ["null", "0.01"]
+    assert space.recipe_value(recipe.tune.space["phases.1.weight_decay"], "null") is None
+
+
+def test_a_trial_recipe_has_the_trial_values_and_no_tune_section(tmp_path):
+    from tltk.tuning import space
+
+    recipe = load_recipe(searched(tmp_path))
+    values = {"phases.1.learning_rate": 0.005, "head.dropout": 0.3, "head.hidden_units": 16}
+    trial = space.trial_recipe(recipe, {**values, "tuner/epochs": 4})
+    assert trial.tune is None
+    assert trial.phases[1].learning_rate == 0.005 and trial.phases[1].epochs == 4
+    assert (trial.head.dropout, trial.head.hidden_units) == (0.3, 16)
+
+
+# --- the search, with a stand-in for training (fast) -------------------------------------------
+
+
+def fake_objective(values):
+    """A known optimum: learning rate 1e-3, dropout 0.3, hidden units 16."""
+    lr = values["phases.1.learning_rate"]
+    return (math.log10(lr) + 3) ** 2 + abs(values["head.dropout"] - 0.3)
+
+
+@pytest.fixture
+def fake_training(monkeypatch):
+    """Replace a trial's training by `fake_objective`; records every trial trained."""
+    from tltk.io import atomic_write_json
+    from tltk.tuning import tuner
+
+    calls: list[tuple[str, dict]] = []
+    stop_at: dict[str, int | None] = {"call": None}
+
+    def train_trial(search, trial_id, values):
+        calls.append((trial_id, dict(values)))
+        if stop_at["call"] == len(calls):
+            raise KeyboardInterrupt  # as a killed process: nothing after this runs
+        record = {"value": fake_objective(values), "seconds": 0.1, "runs": ["x"]}
+        atomic_write_json(search.trial_dir(trial_id) / "trial.json", record)
+        return record
+
+    monkeypatch.setattr(tuner, "train_trial", train_trial)
+    return calls, stop_at
+
+
+def test_search_writes_sorted_results_and_the_best_recipe(tmp_path, fake_training):
+    import tltk
+
+    calls, _ = fake_training
+    result = tltk.tune(searched(tmp_path, max_trials=4, objective="val_loss"))
+    assert len(calls) == 4 and not result.failed
+    with open(result.dir / "results.csv", newline="") as f:
+        rows = list(csv.DictReader(f))
+    assert [r["status"] for r in rows] == ["COMPLETED"] * 4
+    scores = [float(r["val_loss"]) for r in rows]
+    assert scores == sorted(scores)  # best (lowest) first
+    expected = min(fake_objective(values) for _, values in calls)
+    assert result.best_value == pytest.approx(expected)
+    best = load_recipe(result.best_recipe_path)
+    assert best.tune is None and best.export.enabled is False  # the recipe's own setting
+    best_values = dict(calls)[rows[0]["trial"]]
+    assert best.phases[1].learning_rate == pytest.approx(best_values["phases.1.learning_rate"])
+    assert (result.dir / "objective_vs_keys.png").stat().st_size > 1000
+    assert result.table().splitlines()[1].startswith(rows[0]["trial"])
+
+
+def test_a_killed_search_resumes_without_repeating_trials(tmp_path, fake_training):
+    import tltk
+
+    calls, stop_at = fake_training
+    raw = searched(tmp_path, max_trials=3)
+    stop_at["call"] = 2
+    with pytest.raises(KeyboardInterrupt):
+        tltk.tune(raw)
+    killed = calls[1]
+    stop_at["call"] = None
+    result = tltk.tune(raw)  # the same command
+    # Trial 0 is not run again; trial 1, running when killed, runs again with its values.
+    assert [c[0] for c in calls] == ["0", "1", "1", "2"]
+    assert calls[2] == killed
+    assert len(result.rows) == 3 and not result.failed
+    again = tltk.tune(raw)  # finished: nothing to train
+    assert len(calls) == 4 and again.best_value == result.best_value
+    more = tltk.tune(raw | {"tune": raw["tune"] | {"max_trials": 4}})  # a larger budget
+    assert [c[0] for c in calls] == ["0", "1", "1", "2", "3"] and more.dir == result.dir
+
+
+def test_a_trial_error_stops_the_search_with_that_error(tmp_path, monkeypatch):
+    import tltk
+    from tltk.tuning import tuner
+
+    def broken(search, trial_id, values):
+        raise RecipeError("phases[1].train: unknown group 'blokc3'")
+
+    monkeypatch.setattr(tuner, "train_trial", broken)
+    with pytest.raises(RecipeError, match="blokc3"):
+        tltk.tune(searched(tmp_path))
+
+
+def test_a_diverged_trial_is_a_failed_trial_and_the_search_goes_on(tmp_path, monkeypatch):
+    import tltk
+    from tltk.runs import TrainingDiverged
+    from tltk.tuning import tuner
+
+    seen = []
+
+    def diverge_first(search, trial_id, values):
+        seen.append(trial_id)
+        if len(seen) == 1:
+            raise TrainingDiverged("phase 'top' diverged")
+        return {"value": 1.0}
+
+    monkeypatch.setattr(tuner, "train_trial", diverge_first)
+    result = tltk.tune(searched(tmp_path, max_trials=2))
+    assert result.failed == ["0"] and result.best_value == 1.0
+    assert [r["status"] for r in result.rows] == ["COMPLETED", "FAILED"]
+
+
+def test_a_time_budget_stops_new_trials(tmp_path, fake_training):
+    import tltk
+    from tltk.tuning.search import TuneError
+
+    calls, _ = fake_training
+    with pytest.raises(TuneError, match="no trial finished"):
+        tltk.tune(searched(tmp_path, max_trials=None, max_time=1e-6))
+    assert calls == []  # the budget was spent before the first trial
+
+
+def test_the_objective_is_the_best_epoch_of_the_last_phase(tmp_path):
+    from tltk.tuning.search import TuneError, objective_of
+
+    run = tmp_path / "run"
+    run.mkdir()
+    (run / "history.csv").write_text(
+        "epoch,loss,val_loss,val_accuracy\n0,1.0,0.1,0.9\n1,0.9,0.6,0.5\n2,0.8,0.4,0.7\n"
+    )
+    (run / "state.json").write_text(json.dumps({"phases": [{}, {"start_epoch": 1}]}))
+    recipe = load_recipe(searched(tmp_path))  # objective val_loss: min
+    assert objective_of(run, recipe) == pytest.approx(0.4)  # epoch 0 was the head phase
+    recipe = load_recipe(searched(tmp_path, objective="val_accuracy"))
+    assert objective_of(run, recipe) == pytest.approx(0.7)
+    with pytest.raises(TuneError, match="has val_loss, val_accuracy"):
+        objective_of(run, load_recipe(searched(tmp_path, objective="val_auc")))
+
+
+# --- one real search ------------------------------------------------------------------------
+
+
+@pytest.mark.slow
+def test_a_real_search_trains_each_trial_as_a_run_and_the_best_recipe_trains(tmp_path):
+    import tltk
+    from tltk.cli import main
+
+    make_image_folder(tmp_path / "images", {"a": 6, "b": 6})
+    raw = searched(
+        tmp_path,
+        space={"phases.1.learning_rate": {"log": [1.0e-4, 1.0e-2]}, "head.dropout": [0.0, 0.3]},
+        max_trials=2,
+        objective="val_accuracy",
+    )
+    raw["backbone"].update(name="resnet8", image_size=16)
+    raw["evaluate"] = {"plots": False}
+    raw["train"]["callbacks"].update(checkpoint=False, backup=False)
+    assert main(["tune", str(write(tmp_path, raw))]) == 0
+    result = tltk.tune(write(tmp_path, raw))  # finished: the same results, nothing trained
+    assert [r["status"] for r in result.rows] == ["COMPLETED", "COMPLETED"]
+    for row in result.rows:  # each trial is a finished tltk run with its history and metrics
+        run = Path(row["run"])
+        state = json.loads((run / "state.json").read_text())
+        assert state["finished"] and (run / "metrics.json").is_file()
+        trial = load_recipe(run / "recipe.yaml")
+        assert trial.head.dropout == row["head.dropout"]
+        assert 0.0 <= row["val_accuracy"] <= 1.0
+    # The best recipe is a plain recipe `tltk train` runs as is.
+    assert main(["train", str(result.best_recipe_path)]) == 0
+    best_runs = [p for p in (tmp_path / "runs" / "tiny").iterdir() if p.name[:1].isdigit()]
+    assert len(best_runs) == 1 and json.loads((best_runs[0] / "state.json").read_text())["finished"]
