@@ -131,6 +131,23 @@ def test_a_trial_recipe_has_the_trial_values_and_no_tune_section(tmp_path):
     assert (trial.head.dropout, trial.head.hidden_units) == (0.3, 16)
 
 
+@pytest.mark.parametrize(
+    ("space", "tuner", "shared"),
+    [
+        ({"phases.1.learning_rate": [0.1, 0.01], "phases.1.train": ["top:1", "all"]}, "random", 1),
+        ({"phases.1.learning_rate": [0.1, 0.01]}, "hyperband", 1),
+        ({"phases.1.learning_rate": [0.1, 0.01], "head.dropout": [0.0, 0.2]}, "random", 0),
+        ({"phases.0.learning_rate": [0.1, 0.01]}, "random", 0),
+        ({"augment.policy": ["none", "light"]}, "random", 0),
+    ],
+)
+def test_only_a_search_of_later_phase_keys_shares_the_head(tmp_path, space, tuner, shared):
+    from tltk.tuning.shared_head import later_phase_keys_only
+
+    recipe = load_recipe(searched(tmp_path, space=space, tuner=tuner))
+    assert later_phase_keys_only(recipe) is bool(shared)
+
+
 # --- the search, with a stand-in for training (fast) -------------------------------------------
 
 
@@ -261,26 +278,47 @@ def test_the_objective_is_the_best_epoch_of_the_last_phase(tmp_path):
         objective_of(run, load_recipe(searched(tmp_path, objective="val_auc")))
 
 
-# --- one real search ------------------------------------------------------------------------
+# --- real searches -------------------------------------------------------------------------
 
 
-@pytest.mark.slow
-def test_a_real_search_trains_each_trial_as_a_run_and_the_best_recipe_trains(tmp_path):
-    import tltk
-    from tltk.cli import main
-
+def real_search(tmp_path, space):
     make_image_folder(tmp_path / "images", {"a": 6, "b": 6})
-    raw = searched(
-        tmp_path,
-        space={"phases.1.learning_rate": {"log": [1.0e-4, 1.0e-2]}, "head.dropout": [0.0, 0.3]},
-        max_trials=2,
-        objective="val_accuracy",
-    )
+    raw = searched(tmp_path, space=space, max_trials=2, objective="val_accuracy")
     raw["backbone"].update(name="resnet8", image_size=16)
     raw["evaluate"] = {"plots": False}
     raw["train"]["callbacks"].update(checkpoint=False, backup=False)
-    assert main(["tune", str(write(tmp_path, raw))]) == 0
-    result = tltk.tune(write(tmp_path, raw))  # finished: the same results, nothing trained
+    return raw
+
+
+@pytest.fixture
+def counted_fits(monkeypatch):
+    """Every keras.Model.fit call, by the run folder it trained in (its CSV log's)."""
+    import keras
+
+    fits: list[int] = []
+    real_fit = keras.Model.fit
+
+    def fit(self, *args, **kwargs):
+        fits.append(kwargs.get("epochs", 0) - kwargs.get("initial_epoch", 0))
+        return real_fit(self, *args, **kwargs)
+
+    monkeypatch.setattr(keras.Model, "fit", fit)
+    return fits
+
+
+@pytest.mark.slow
+def test_a_real_search_trains_each_trial_as_a_run_and_the_best_recipe_trains(
+    tmp_path, counted_fits
+):
+    import tltk
+    from tltk.cli import main
+
+    space = {"phases.1.learning_rate": {"log": [1.0e-4, 1.0e-2]}, "head.dropout": [0.0, 0.3]}
+    path = write(tmp_path, real_search(tmp_path, space))
+    assert main(["tune", str(path)]) == 0
+    assert len(counted_fits) == 4  # a head key is searched: each trial trains both phases
+    result = tltk.tune(path)  # finished: the same results, nothing trained
+    assert len(counted_fits) == 4
     assert [r["status"] for r in result.rows] == ["COMPLETED", "COMPLETED"]
     for row in result.rows:  # each trial is a finished tltk run with its history and metrics
         run = Path(row["run"])
@@ -293,3 +331,34 @@ def test_a_real_search_trains_each_trial_as_a_run_and_the_best_recipe_trains(tmp
     assert main(["train", str(result.best_recipe_path)]) == 0
     best_runs = [p for p in (tmp_path / "runs" / "tiny").iterdir() if p.name[:1].isdigit()]
     assert len(best_runs) == 1 and json.loads((best_runs[0] / "state.json").read_text())["finished"]
+
+
+@pytest.mark.slow
+def test_later_phase_trials_start_from_one_head_trained_once(tmp_path, counted_fits):
+    import h5py
+    import numpy as np
+
+    import tltk
+
+    space = {"phases.1.learning_rate": {"log": [1.0e-4, 1.0e-2]}}
+    result = tltk.tune(real_search(tmp_path, space))
+    # One head phase (the base run) and one fine-tuning phase per trial: 3 fits, not 4.
+    assert counted_fits == [1, 1, 1]
+    base = result.dir / "base" / "1"
+    assert json.loads((base / "state.json").read_text())["finished"]
+
+    def weights(path):
+        with h5py.File(path) as f:
+            out = []
+            f.visititems(lambda _, d: out.append(d[()]) if isinstance(d, h5py.Dataset) else 0)
+            return out
+
+    head = weights(base / "weights" / "phase0.weights.h5")
+    for row in result.rows:
+        run = Path(row["run"])
+        state = json.loads((run / "state.json").read_text())
+        assert state["finished"] and state["phases"][0]["shared_from"] == str(base)
+        trial_head = weights(run / "weights" / "phase0.weights.h5")
+        assert all(np.array_equal(a, b) for a, b in zip(head, trial_head, strict=True))
+        history = (run / "history.csv").read_text().splitlines()
+        assert len(history) == 3  # header, the shared head epoch, the trial's own epoch

@@ -6,6 +6,8 @@ The search lives in a folder of its own, `RUNS/NAME/tune-<fingerprint>/`:
     recipe.yaml       the recipe searched around (with its `tune` section)
     tuner/            KerasTuner's project: oracle state and one trial_N/trial.json per trial
     trials/N/         trial N: a tltk run (state, history.csv, metrics.json, ...) + trial.json
+    base/E/           the head phase every trial starts from, when only later-phase keys are
+                      searched (tltk/tuning/shared_head.py); one per execution seed
     results.csv       one row per trial (tltk/tuning/results.py), objective_vs_keys.png
     best_recipe.yaml  the best trial's recipe, which `tltk train` runs as is
 
@@ -31,7 +33,7 @@ from tltk.io import atomic_write_json, atomic_write_text
 from tltk.log import say
 from tltk.recipe import Recipe
 from tltk.runs import fingerprint, lock_run
-from tltk.tuning import space
+from tltk.tuning import shared_head, space
 
 BUDGET_KEYS = ("max_trials", "max_time")
 
@@ -133,6 +135,7 @@ def train_trial(search: Search, trial_id: str, values: dict[str, Any]) -> dict:
     tune = search.recipe.tune
     started = time.monotonic()
     scores, runs = [], []
+    share = shared_head.later_phase_keys_only(search.recipe)
     for execution in range(tune.executions_per_trial):
         recipe = space.trial_recipe(
             search.recipe,
@@ -141,6 +144,10 @@ def train_trial(search: Search, trial_id: str, values: dict[str, Any]) -> dict:
                "seed": search.recipe.seed + execution},
         )  # fmt: skip
         run_dir = search.trial_dir(trial_id, execution)
+        if share:
+            base = search.dir / "base" / str(execution + 1)
+            shared_head.shared_head_run(shared_head.base_recipe(recipe), base)
+            shared_head.seed_trial_run(recipe, base, run_dir)
         train(recipe, run_dir=run_dir)
         scores.append(objective_of(run_dir, search.recipe))
         runs.append(str(run_dir))
