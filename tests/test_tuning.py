@@ -278,6 +278,58 @@ def test_the_objective_is_the_best_epoch_of_the_last_phase(tmp_path):
         objective_of(run, load_recipe(searched(tmp_path, objective="val_auc")))
 
 
+@pytest.mark.slow  # three processes that import TensorFlow; the chief polls its exit every 20 s
+def test_a_chief_and_two_workers_share_the_trials_out_and_run_none_twice(tmp_path):
+    """KerasTuner's distributed mode on 127.0.0.1: the chief hands out trials, each worker runs
+    what it gets (training replaced by a known objective in tests/tune_driver.py)."""
+    import os
+    import socket
+    import subprocess
+    import sys
+
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = str(s.getsockname()[1])
+    path = write(
+        tmp_path,
+        searched(
+            tmp_path,
+            space={"phases.1.learning_rate": SPACE["phases.1.learning_rate"]},
+            max_trials=4,
+        ),
+    )
+    log = tmp_path / "ran.log"
+    driver = Path(__file__).with_name("tune_driver.py")
+    env = dict(os.environ, KERASTUNER_ORACLE_IP="127.0.0.1", KERASTUNER_ORACLE_PORT=port)
+    procs = [
+        subprocess.Popen(
+            [sys.executable, str(driver), str(path), str(log)],
+            env=dict(env, KERASTUNER_TUNER_ID=tuner_id),
+            stdout=subprocess.PIPE,
+            stderr=subprocess.STDOUT,
+            text=True,
+        )  # fmt: skip
+        for tuner_id in ("chief", "tuner0", "tuner1")
+    ]
+    try:
+        outputs = [p.communicate(timeout=240)[0] for p in procs]
+    finally:
+        for p in procs:
+            p.kill()
+    assert [p.returncode for p in procs] == [0, 0, 0], outputs
+    ran = [line.split() for line in log.read_text().splitlines()]
+    trials = [trial for trial, _ in ran]
+    assert sorted(trials) == ["0", "1", "2", "3"]  # every trial once, none twice
+    assert {tuner for _, tuner in ran} == {"tuner0", "tuner1"}  # shared out; the chief ran none
+    (search,) = (tmp_path / "runs" / "tiny").glob("tune-*")
+    with open(search / "results.csv", newline="") as f:
+        rows = list(csv.DictReader(f))
+    assert sorted(r["trial"] for r in rows) == trials and {r["status"] for r in rows} == {
+        "COMPLETED"
+    }
+    assert (search / "best_recipe.yaml").is_file()
+
+
 # --- real searches -------------------------------------------------------------------------
 
 

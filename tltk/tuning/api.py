@@ -13,7 +13,7 @@ from tltk.log import say
 from tltk.recipe import Recipe
 from tltk.tuning import results, space
 from tltk.tuning.search import Search, TuneError, locked_search, open_search
-from tltk.tuning.tuner import BudgetSpent, RecipeTuner
+from tltk.tuning.tuner import BudgetSpent, RecipeTuner, tuner_role
 
 
 @dataclass
@@ -51,9 +51,16 @@ def tune(
 
     recipe = as_recipe(recipe, overrides)
     search = open_search(recipe, search_dir)
-    with locked_search(search):
-        tuner = RecipeTuner(search, space.make_oracle(recipe), lambda: _write(search, tuner))
+    role = tuner_role()
+    if role == "worker":  # trials from the chief's oracle; the chief writes the results
+        tuner = RecipeTuner(search, space.make_oracle(recipe))
         _search(tuner, search)
+        say(f"worker {tuner.tuner_id}: no trial left; the chief writes the results")
+        return TuneResult(search.dir, [], None, None, None, recipe.tune.objective.name)
+    with locked_search(search):
+        write = (lambda: _write(search, tuner)) if role == "alone" else None
+        tuner = RecipeTuner(search, space.make_oracle(recipe), write)
+        _search(tuner, search)  # the chief: serves trials until the workers have run them all
         result = _write(search, tuner)
     say(f"Search {search.dir}: {len(result.rows)} trials, {search.spent:.0f} s")
     say(result.table())

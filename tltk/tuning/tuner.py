@@ -3,11 +3,21 @@ values; the search algorithm is the Oracle's (tltk/tuning/space.py)."""
 
 from __future__ import annotations
 
+import os
+
 import keras_tuner as kt
 import tensorflow as tf
 
 from tltk.runs import TrainingDiverged
 from tltk.tuning.search import Search, train_trial
+
+
+def tuner_role() -> str:
+    """`alone`, or under KerasTuner's distributed mode (KERASTUNER_ORACLE_IP, _PORT and
+    KERASTUNER_TUNER_ID set) `chief` (the oracle: hands trials out, runs none) or `worker`."""
+    if "KERASTUNER_ORACLE_IP" not in os.environ:
+        return "alone"
+    return "chief" if "chief" in os.environ.get("KERASTUNER_TUNER_ID", "") else "worker"
 
 
 class BudgetSpent(Exception):
