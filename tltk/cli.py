@@ -30,6 +30,14 @@ def cmd_tune(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_auto(args: argparse.Namespace) -> int:
+    from tltk.tuning.auto import auto
+
+    _, result = auto(args.data, args.budget, overrides=args.set)
+    print(result.trained.export_path if result.trained else result.best_recipe_path)
+    return 0
+
+
 def cmd_check(args: argparse.Namespace) -> int:
     from tltk.recipe import load_recipe
 
@@ -147,6 +155,12 @@ def _add_run_commands(command) -> None:
         "--train-best", action="store_true", help="then train and export the best recipe"
     )
     sp.set_defaults(func=cmd_tune, tensorflow=True)
+
+    sp = command("auto", help="pick a recipe for DATA, search it within --budget, train, export")
+    sp.add_argument("data", help="a folder of class folders (images) or a CSV/TSV/JSONL of texts")
+    sp.add_argument("--budget", default="20m", help="wall-clock budget: 600, 90s, 20m, 1.5h")
+    _with_set(sp)
+    sp.set_defaults(func=cmd_auto, tensorflow=True)
 
     sp = command("check", help="validate a recipe and print it fully resolved")
     sp.add_argument("recipe")
