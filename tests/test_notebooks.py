@@ -14,6 +14,7 @@ nbformat = pytest.importorskip("nbformat")
 
 NOTEBOOKS = Path(__file__).resolve().parents[1] / "notebooks"
 QUICKSTART = NOTEBOOKS / "quickstart.ipynb"
+TUNING = NOTEBOOKS / "tuning.ipynb"
 
 
 def outputs(cell) -> list:
@@ -90,3 +91,21 @@ def test_quickstart_runs_end_to_end(tmp_path, monkeypatch):
     assert all(re.search(r"\| \d \| \d \| [01]\.\d{3} \|", line) for line in table), table
     # Nothing was written beside the notebooks (runs, data and exports went to the work folder).
     assert sorted(p.name for p in NOTEBOOKS.iterdir()) == before
+
+
+@pytest.mark.slow
+def test_tuning_runs_a_tiny_search_and_shows_table_and_plot(tmp_path, monkeypatch):
+    monkeypatch.setenv("TLTK_NOTEBOOK_TINY", "1")
+    monkeypatch.setenv("TLTK_NOTEBOOK_DIR", str(tmp_path))
+
+    nb = execute(TUNING)
+
+    assert not [o for c in nb.cells for o in outputs(c) if o.output_type == "error"]
+    table = text_of(tagged(nb, "table")).splitlines()
+    assert table[0].split()[:2] == ["trial", "status"] and len(table) == 3  # 2 trials
+    assert all(" COMPLETED " in line for line in table[1:])
+    pngs = [o for c in nb.cells for o in outputs(c) if "image/png" in o.get("data", {})]
+    assert len(pngs) == 1
+    assert base64.b64decode(pngs[0].data["image/png"]).startswith(b"\x89PNG")
+    searches = list((tmp_path / "runs" / "digits_transfer").glob("tune-*"))
+    assert len(searches) == 1 and (searches[0] / "best_recipe.yaml").is_file()

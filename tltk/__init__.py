@@ -24,6 +24,8 @@ _LAZY = {
     "export_run": "tltk.api",
     "lr_find": "tltk.api",
     "LRFinderResult": "tltk.lr_finder",
+    "tune": "tltk.tuning.api",
+    "TuneResult": "tltk.tuning.api",
     "predict_images": "tltk.predict",
     "predict_texts": "tltk.predict",
     "list_backbones": "tltk.backbones",

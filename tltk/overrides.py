@@ -21,13 +21,19 @@ def apply_override(raw: dict, item: str) -> str:
         raise RecipeError(f"--set {item!r}: expected KEY=VALUE, e.g. train.batch_size=64")
     key, value = item.split("=", 1)
     where = f"--set {item!r}"
+    return set_key(raw, key, _parse_value(value, where), where)
+
+
+def set_key(raw: dict, key: str, value: Any, where: str) -> str:
+    """Set the dotted `key` of `raw` to an already parsed `value` (in place), as `--set`
+    does; errors start with `where`. Returns the dotted key as validation reports it."""
     parts = [part.strip() for part in key.split(".")]
     if not all(parts):
         raise RecipeError(
             f"{where}: the key {key.strip()!r} has an empty part; write dotted keys, "
             "e.g. phases.1.epochs=10"
         )
-    parsed = _parse_value(value, where)
+    parsed = value
     node: Any = raw
     done: list[str] = []
     for part in parts[:-1]:

@@ -31,6 +31,7 @@ def fingerprint(recipe: Recipe) -> str:
     """What identifies 'the same run': the resolved recipe, minus how verbose it prints."""
     data = recipe.model_dump(mode="json")
     data["train"].pop("verbose", None)
+    data.pop("tune", None)  # how to search around a recipe does not change what it trains
     # Hashed under its old key, so an unfinished run started before `task` became `modality`
     # is still found and resumed (the keys are sorted: the position does not matter).
     data[DEPRECATED_MODALITY_KEY] = data.pop("modality")

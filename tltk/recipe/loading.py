@@ -14,6 +14,7 @@ from pydantic import BaseModel, ValidationError
 from tltk.errors import RecipeError
 from tltk.overrides import apply_override
 from tltk.recipe.schema import Recipe
+from tltk.recipe.tuning import check_space
 
 
 def load_recipe(source: str | Path | dict, overrides: list[str] | tuple[str, ...] = ()) -> Recipe:
@@ -35,9 +36,12 @@ def load_recipe(source: str | Path | dict, overrides: list[str] | tuple[str, ...
         raw.setdefault("name", path.stem)
     overridden = {apply_override(raw, item): item for item in overrides}
     try:
-        return Recipe.model_validate(raw)
+        recipe = Recipe.model_validate(raw)
     except ValidationError as e:
         raise RecipeError(_explain(e, where, lines, overridden)) from None
+    if recipe.tune is not None:
+        check_space(recipe.without_tune(), recipe.tune, lambda r: load_recipe(r), where, lines)
+    return recipe
 
 
 def _model_at(loc: tuple) -> type[BaseModel] | None:

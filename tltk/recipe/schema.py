@@ -22,6 +22,7 @@ from tltk.recipe.sections import (
     StrictModel,
     TrainConfig,
 )
+from tltk.recipe.tuning import TuneConfig
 
 DEPRECATED_MODALITY_KEY = "task"
 """What `modality` was called before the head's task types arrived (`task: image|text`);
@@ -45,6 +46,8 @@ class Recipe(StrictModel):
     replay: ReplayConfig = Field(default_factory=ReplayConfig)
     continue_from: ContinueConfig | None = None
     """Start from a finished run (tltk/continual/): its model, its classes first."""
+    tune: TuneConfig | None = None
+    """A hyper-parameter search over this recipe's keys (`tltk tune`); `tltk train` ignores it."""
 
     @model_validator(mode="before")
     @classmethod
@@ -106,7 +109,12 @@ class Recipe(StrictModel):
         return self.head_type == "multilabel"
 
     def to_yaml(self) -> str:
-        return yaml.safe_dump(self.model_dump(mode="json"), sort_keys=False)
+        exclude = {"tune"} if self.tune is None else set()
+        return yaml.safe_dump(self.model_dump(mode="json", exclude=exclude), sort_keys=False)
+
+    def without_tune(self) -> dict:
+        """The recipe as a plain mapping, without its `tune` section."""
+        return self.model_dump(mode="json", exclude={"tune"})
 
 
 @cache  # once per process: a run folder's recipe is read again at every resume
