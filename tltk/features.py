@@ -22,6 +22,7 @@ head's own dropout is applied as ever.
 
 from __future__ import annotations
 
+import contextlib
 import shutil
 import time
 from dataclasses import dataclass, field
@@ -29,6 +30,7 @@ from pathlib import Path
 
 import keras
 import numpy as np
+import tensorflow as tf
 
 from tltk import tasks
 from tltk.data import LabelledData
@@ -93,13 +95,18 @@ class FeatureCache:
     replicas: int
     folder: Path
     """Where features too big for memory go (RUN/features)."""
+    strategy: tf.distribute.Strategy | None = None
+    """The run's strategy: the head model is built in its scope, so that `fit` under several
+    replicas (or workers) makes the optimizer's variables there."""
     _split: SplitModel | None = None
     _arrays: dict[str, np.ndarray] = field(default_factory=dict)
 
     @property
     def split_model(self) -> SplitModel:
         if self._split is None:
-            self._split = split_at_pooled(self.task_model.model)
+            scope = self.strategy.scope() if self.strategy else contextlib.nullcontext()
+            with scope:
+                self._split = split_at_pooled(self.task_model.model)
         return self._split
 
     def features(self, split: str) -> np.ndarray:

@@ -140,7 +140,13 @@ def prepare(
         class_weight=tasks.class_weight(recipe, data),
         plan=plan,
         features=FeatureCache(
-            recipe, data, task_model, global_batch, replicas, folder=run.dir / "features"
+            recipe,
+            data,
+            task_model,
+            global_batch,
+            replicas,
+            folder=run.dir / "features",
+            strategy=strategy,
         ),
         train_model=train_model,
     )
