@@ -52,6 +52,21 @@ def _failed(e: OSError, what: str) -> OSError:
 
 def atomic_write_bytes(path: str | Path, data: bytes) -> Path:
     """Write `data` to a temporary file beside `path`, then rename it into place."""
+    with _atomic_file(path, "wb") as f:
+        f.write(data)
+    return Path(path)
+
+
+def atomic_text_file(path: str | Path) -> contextlib.AbstractContextManager[Any]:
+    """A text file to write line by line (nothing held in memory), renamed to `path` when the
+    block succeeds; on error `path` is left as it was and the temporary removed."""
+    return _atomic_file(path, "w", encoding="utf-8", newline="")
+
+
+@contextlib.contextmanager
+def _atomic_file(path: str | Path, mode: str, **open_kwargs: Any) -> Iterator[Any]:
+    """A temporary file beside `path` (flushed and fsynced), renamed onto `path` when the block
+    succeeds; on any error the temporary is removed and `path` left as it was."""
     path = Path(path)
     tmp = None
     try:
@@ -59,32 +74,7 @@ def atomic_write_bytes(path: str | Path, data: bytes) -> Path:
         tmp = _temp_path(path)
         # O_EXCL: never follow or reuse anything at the name; mode 0666 lets the umask decide.
         fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_CLOEXEC, 0o666)
-        with os.fdopen(fd, "wb") as f:
-            f.write(data)
-            f.flush()
-            os.fsync(f.fileno())
-        os.replace(tmp, path)
-    except BaseException as e:
-        if tmp is not None:
-            with contextlib.suppress(OSError):
-                os.unlink(tmp)
-        if isinstance(e, OSError):
-            raise _failed(e, f"could not write {path} (left as it was)") from e
-        raise
-    return path
-
-
-@contextlib.contextmanager
-def atomic_text_file(path: str | Path) -> Iterator[Any]:
-    """A text file to write line by line (nothing held in memory), renamed to `path` when the
-    block succeeds; on error `path` is left as it was and the temporary removed."""
-    path = Path(path)
-    tmp = None
-    try:
-        path.parent.mkdir(parents=True, exist_ok=True)
-        tmp = _temp_path(path)
-        fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_CLOEXEC, 0o666)
-        with os.fdopen(fd, "w", encoding="utf-8", newline="") as f:
+        with os.fdopen(fd, mode, **open_kwargs) as f:
             yield f
             f.flush()
             os.fsync(f.fileno())
