@@ -58,3 +58,11 @@ def test_variable_index_inside_update_step(devices):
     strategy.run(step) if devices else step()
     assert seen == {0: (1,), 1: (2,), 2: (3,)}  # variable i has i + 1 elements
     np.testing.assert_allclose(variables[2].numpy(), [-0.3, -0.3, -0.3])
+
+
+def test_the_ema_swap_reaches_the_private_state_of_keras_callback():
+    from tltk.compat import EMAWeightSwap
+
+    assert keras.callbacks.SwapEMAWeights(swap_on_epoch=True)._ema_weights_in_model is False
+    assert EMAWeightSwap(swapped=True).swapped and not EMAWeightSwap().swapped
+    assert callable(keras.callbacks.SwapEMAWeights()._finalize_ema_values)

@@ -14,7 +14,7 @@ import yaml
 from helpers import make_image_folder, tiny_recipe
 
 import tltk
-from tltk import fitting
+from tltk import lr_auto
 from tltk.cli import main
 from tltk.lr_finder import LRRangeTest, default_steps, range_test, suggest_learning_rate
 from tltk.phases import PhaseError, make_optimizer
@@ -155,9 +155,9 @@ def test_cli_lr_find_prints_a_rate_and_writes_the_plot(tmp_path, capsys):
 def test_auto_is_found_once_recorded_and_reused_when_the_run_resumes(tmp_path, monkeypatch):
     recipe = _image_recipe(tmp_path, learning_rate="auto")
     calls = []
-    real = fitting.find_learning_rate
+    real = lr_auto.find_learning_rate
     monkeypatch.setattr(
-        fitting, "find_learning_rate", lambda *a, **k: calls.append(1) or real(*a, **k)
+        lr_auto, "find_learning_rate", lambda *a, **k: calls.append(1) or real(*a, **k)
     )
     result = tltk.train(recipe)
     run = result.run_dir

@@ -12,9 +12,13 @@ import numpy as np
 
 from tltk.callback_state import CallbackState
 from tltk.data.pipeline import predict_unpadded
+from tltk.ema import ema_callbacks
 from tltk.io import atomic_write_text
 from tltk.recipe import CallbacksConfig, PhaseConfig, Recipe
 from tltk.runs import Run, TrainingDiverged
+
+NEVER = 2**31 - 1
+"""EarlyStopping's patience in a phase that must not stop early."""
 
 
 class DivergenceGuard(keras.callbacks.TerminateOnNaN):
@@ -159,10 +163,13 @@ def _monitoring(
     out: list[keras.callbacks.Callback] = []
     if cfg.early_stopping is not None:
         es = cfg.early_stopping
+        # A cosine phase runs its schedule out (measured: patience 3 of 7-step epochs ended a
+        # 30-epoch schedule at epoch 10, at 2/3 of its peak rate); only the best epoch counts.
+        full = phase.schedule == "cosine" and es.cosine == "full"
         out.append(
             keras.callbacks.EarlyStopping(
                 monitor=monitor(es.monitor),
-                patience=es.patience,
+                patience=NEVER if full else es.patience,
                 min_delta=es.min_delta,
                 restore_best_weights=es.restore_best_weights,
                 verbose=1,
@@ -190,20 +197,26 @@ def phase_callbacks(
     *,
     validation: ValidationMetrics | None,
     saves: keras.Model | None = None,
+    resumed: bool = False,
 ) -> list[keras.callbacks.Callback]:
     """Fresh callback objects for one phase, so patience and best values restart cleanly.
-    `validation` (if any) comes first, so every other callback sees its `val_*` values.
-    `saves`: the model the best-weights checkpoint holds (default: the one `fit` trains)."""
+    `validation` (if any) comes first, so every other callback sees its `val_*` values;
+    with `train.ema`, right after the swap that puts the average in the model (tltk/ema.py).
+    `saves`: the model the best-weights checkpoint holds (default: the one `fit` trains).
+    `resumed`: the phase goes on from its backup."""
     cfg = recipe.train.callbacks
     has_val = validation is not None
 
     def monitor(name: str) -> str:
         return name if has_val or not name.startswith("val_") else name[4:]
 
-    out: list[keras.callbacks.Callback] = [validation] if has_val else []
+    ema = ema_callbacks(resumed) if recipe.train.ema is not None else None
+    out: list[keras.callbacks.Callback] = [ema[0]] if ema else []
+    out += [validation] if has_val else []
     if cfg.terminate_on_nan:
         out.append(DivergenceGuard(phase.name or f"phase{index}"))
     out += _monitoring(cfg, phase, monitor)
+    out += [ema[1]] if ema else []
     if cfg.checkpoint:
         out.append(
             PhaseCheckpoint(

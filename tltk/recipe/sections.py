@@ -202,6 +202,11 @@ class EarlyStoppingConfig(StrictModel):
     patience: int = 3
     min_delta: float = 0.0
     restore_best_weights: bool = True
+    cosine: Literal["full", "stop"] = "full"
+    """In a phase with `schedule: cosine`: `full` runs the whole schedule (a schedule decides
+    the phase's length, as it owns its learning rate) and, with `restore_best_weights`, ends
+    on the best epoch's weights; `stop` stops after `patience` epochs without improvement, as
+    in a constant-rate phase (a stop before the rate has decayed ends it mid-schedule)."""
 
 
 class ReduceLRConfig(StrictModel):
@@ -237,6 +242,11 @@ class TrainConfig(StrictModel):
     """auto: XLA on GPUs and TPUs, off on CPUs (slower there) and under `deterministic`."""
     steps_per_epoch: int | None = None
     """Cap the batches per epoch (quick runs)."""
+    ema: float | None = Field(None, gt=0.0, lt=1.0)
+    """Exponential moving average of the trained weights (Polyak averaging), this momentum
+    (e.g. 0.99): validation, the best-epoch checkpoint, each phase's result, evaluation and
+    export all use the averaged weights; the optimizer keeps the average, so a resumed phase
+    goes on with it. None: off. Each phase starts a new average."""
     feature_cache: Literal["auto", "on", "off"] = "auto"
     """Phases that train only the head on a frozen backbone train it on the backbone's pooled
     features, computed once per split (tltk/features.py). `auto`: when training sees no
