@@ -263,6 +263,10 @@ class EvaluateConfig(StrictModel):
     split: str = "test"
     top_k: int = Field(5, ge=1)
     plots: bool = True
+    tta: Literal["none", "flip"] = "none"
+    """Test-time augmentation of the evaluation (images): `flip` scores each image and its
+    left-right mirror and averages the two. Off by default: a mirrored digit or letter is
+    another image. The exported model is unchanged (one pass, the same signature)."""
 
 
 class ExportConfig(StrictModel):
