@@ -44,6 +44,10 @@ def test_toy_case_gives_one_row_per_method_with_scores_and_times(toy_report):
     markdown = (root / "work" / "accuracy.md").read_text()
     assert "| case | method | seeds | accuracy | macro-F1 | micro-F1 | CPU-s | wall-s |" in markdown
     assert markdown.count("\n| toy |") == 3
+    # The tltk row says how it trained: a random backbone, so no probe; one from-scratch phase.
+    tltk_row = next(r for r in report["records"] if r["method"].startswith("tltk"))
+    assert "probe_val_accuracy" not in tltk_row and len(tltk_row["phase_end_epochs"]) == 1
+    assert tltk_row["phase_end_epochs"][0] >= 1
     saved = json.loads((root / "work" / "accuracy.json").read_text())
     assert saved["table"] == table and len(saved["records"]) == 3
 
