@@ -1,5 +1,6 @@
-"""`train.ema`: the averaged weights are what validation sees, what a phase ends with (also when
-early stopping ends it) and what a phase resumed from its backup goes on with."""
+"""`train.ema` and `train.swa`. EMA: the averaged weights are what validation sees, what a phase
+ends with (also when early stopping ends it) and what a phase resumed from its backup goes on
+with. SWA: a phase ends on the mean of its last epochs' weights, also when resumed."""
 
 from __future__ import annotations
 
@@ -12,6 +13,7 @@ import pytest
 from tltk.ema import ema_callbacks
 from tltk.phases import make_optimizer
 from tltk.recipe import PhaseConfig, RecipeError, load_recipe
+from tltk.swa import WeightAverage
 
 MOMENTUM = 0.8
 
@@ -117,3 +119,48 @@ def test_a_phase_resumed_from_its_backup_goes_on_with_the_average(tmp_path):
     again.fit(x, y, batch_size=8, epochs=3, shuffle=False, verbose=0,
               callbacks=[swap, stop, backup("copy")])  # fmt: skip
     assert not _close(again.get_weights(), whole.get_weights())
+
+
+def test_the_swa_key_is_validated():
+    assert load_recipe({"name": "t", "train": {"swa": 5}}).train.swa == 5
+    with pytest.raises(RecipeError, match=r"train\.swa"):
+        load_recipe({"name": "t", "train": {"swa": 0}})
+
+
+def _plain_model(seed: int = 0):
+    keras.utils.set_random_seed(seed)
+    model = keras.Sequential([keras.Input((4,)), keras.layers.Dense(3)])
+    model.compile(
+        optimizer=keras.optimizers.SGD(0.1),
+        loss=keras.losses.SparseCategoricalCrossentropy(from_logits=True),
+    )
+    return model
+
+
+def test_swa_ends_on_the_mean_of_the_last_epochs_also_after_a_resume(tmp_path):
+    _, x, y = _model_and_data()
+    model, recorder = _plain_model(), Recorder()
+    model.fit(x, y, batch_size=8, epochs=4, shuffle=False, verbose=0,
+              callbacks=[recorder, WeightAverage(2)])  # fmt: skip
+    mean = [(a + b) / 2 for a, b in zip(*recorder.at_epoch_end[2:], strict=True)]
+    assert _close(model.get_weights(), mean)
+
+    class Kill(keras.callbacks.Callback):
+        def on_train_batch_begin(self, batch, logs=None):
+            if self.model.optimizer.iterations.numpy() == 13:  # in epoch 4, after epoch 3's mean
+                raise KeyboardInterrupt
+
+    folder = tmp_path / "backup"
+
+    def callbacks(*extra):
+        backup = keras.callbacks.BackupAndRestore(str(folder), delete_checkpoint=False)
+        return [WeightAverage(2, folder), backup, *extra]
+
+    killed = _plain_model()
+    with pytest.raises(KeyboardInterrupt):
+        killed.fit(x, y, batch_size=8, epochs=4, shuffle=False, verbose=0,
+                   callbacks=callbacks(Kill()))  # fmt: skip
+    assert sorted(p.name for p in folder.glob("swa_*")) == ["swa_resume3.npz"]
+    resumed = _plain_model(seed=1)
+    resumed.fit(x, y, batch_size=8, epochs=4, shuffle=False, verbose=0, callbacks=callbacks())
+    assert _close(resumed.get_weights(), mean)

@@ -16,6 +16,7 @@ from tltk.ema import ema_callbacks
 from tltk.io import atomic_write_text
 from tltk.recipe import CallbacksConfig, PhaseConfig, Recipe
 from tltk.runs import Run, TrainingDiverged
+from tltk.swa import WeightAverage
 
 NEVER = 2**31 - 1
 """EarlyStopping's patience in a phase that must not stop early."""
@@ -217,6 +218,9 @@ def phase_callbacks(
         out.append(DivergenceGuard(phase.name or f"phase{index}"))
     out += _monitoring(cfg, phase, monitor)
     out += [ema[1]] if ema else []
+    if recipe.train.swa is not None:  # after early stopping: its on_train_end restores first
+        backup = run.dir / "backup" / f"phase{index}" if cfg.backup else None
+        out.append(WeightAverage(recipe.train.swa, backup))
     if cfg.checkpoint:
         out.append(
             PhaseCheckpoint(

@@ -247,6 +247,10 @@ class TrainConfig(StrictModel):
     (e.g. 0.99): validation, the best-epoch checkpoint, each phase's result, evaluation and
     export all use the averaged weights; the optimizer keeps the average, so a resumed phase
     goes on with it. None: off. Each phase starts a new average."""
+    swa: int | None = Field(None, ge=1)
+    """Stochastic weight averaging: each phase ends with the mean of its weights at the end of
+    its last `swa` epochs (after early stopping's best-weights restore, which it replaces).
+    None: off."""
     feature_cache: Literal["auto", "on", "off"] = "auto"
     """Phases that train only the head on a frozen backbone train it on the backbone's pooled
     features, computed once per split (tltk/features.py). `auto`: when training sees no
