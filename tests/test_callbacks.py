@@ -112,3 +112,17 @@ def test_backup_epoch_and_callback_state_survive_a_restart(tmp_path):
         )
     for a, b in zip(again[0].best_weights, es.best_weights, strict=True):
         np.testing.assert_array_equal(a, b)
+
+
+def test_a_cosine_phase_runs_its_schedule_out_unless_told_to_stop():
+    from tltk.callbacks import _monitoring
+    from tltk.recipe import CallbacksConfig, PhaseConfig
+
+    def kinds(phase, **early_stopping):
+        cfg = CallbacksConfig(early_stopping=early_stopping)
+        return [type(c).__name__ for c in _monitoring(cfg, phase, lambda name: name)]
+
+    cosine, constant = PhaseConfig(schedule="cosine"), PhaseConfig()
+    assert kinds(cosine) == []  # no early stop, no best-epoch restore: the last weights
+    assert kinds(cosine, cosine="stop") == ["EarlyStopping"]
+    assert kinds(constant) == ["EarlyStopping", "ReduceLROnPlateau"]

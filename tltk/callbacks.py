@@ -18,9 +18,6 @@ from tltk.recipe import CallbacksConfig, PhaseConfig, Recipe
 from tltk.runs import Run, TrainingDiverged
 from tltk.swa import WeightAverage
 
-NEVER = 2**31 - 1
-"""EarlyStopping's patience in a phase that must not stop early."""
-
 
 class DivergenceGuard(keras.callbacks.TerminateOnNaN):
     """Keras' TerminateOnNaN, but stopping at once with `TrainingDiverged`.
@@ -162,15 +159,16 @@ def _monitoring(
 ) -> list[keras.callbacks.Callback]:
     """Early stopping, and LR reduction on a plateau in a phase without a schedule."""
     out: list[keras.callbacks.Callback] = []
-    if cfg.early_stopping is not None:
-        es = cfg.early_stopping
-        # A cosine phase runs its schedule out (measured: patience 3 of 7-step epochs ended a
-        # 30-epoch schedule at epoch 10, at 2/3 of its peak rate); only the best epoch counts.
-        full = phase.schedule == "cosine" and es.cosine == "full"
+    es = cfg.early_stopping
+    # A cosine phase runs its schedule out and ends on its last weights, where the rate has
+    # decayed (measured on few-shot digits: patience 3 of 4-step epochs stopped a 30-epoch
+    # schedule at epoch 11; restoring the best val-loss epoch took epoch 7, val accuracy 0.79,
+    # where the last had 0.84).
+    if es is not None and not (phase.schedule == "cosine" and es.cosine == "full"):
         out.append(
             keras.callbacks.EarlyStopping(
                 monitor=monitor(es.monitor),
-                patience=NEVER if full else es.patience,
+                patience=es.patience,
                 min_delta=es.min_delta,
                 restore_best_weights=es.restore_best_weights,
                 verbose=1,

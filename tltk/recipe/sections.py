@@ -203,10 +203,10 @@ class EarlyStoppingConfig(StrictModel):
     min_delta: float = 0.0
     restore_best_weights: bool = True
     cosine: Literal["full", "stop"] = "full"
-    """In a phase with `schedule: cosine`: `full` runs the whole schedule (a schedule decides
-    the phase's length, as it owns its learning rate) and, with `restore_best_weights`, ends
-    on the best epoch's weights; `stop` stops after `patience` epochs without improvement, as
-    in a constant-rate phase (a stop before the rate has decayed ends it mid-schedule)."""
+    """In a phase with `schedule: cosine`: `full` runs the whole schedule (it decides the
+    phase's length, as it owns its rate) and ends on its last weights, where the rate has
+    decayed; `stop` stops early and restores as in a constant-rate phase (a stop before the
+    rate has decayed ends it mid-schedule). The best epoch's weights are still checkpointed."""
 
 
 class ReduceLRConfig(StrictModel):
