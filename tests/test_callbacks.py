@@ -126,3 +126,19 @@ def test_a_cosine_phase_runs_its_schedule_out_unless_told_to_stop():
     assert kinds(cosine) == []  # no early stop, no best-epoch restore: the last weights
     assert kinds(cosine, cosine="stop") == ["EarlyStopping"]
     assert kinds(constant) == ["EarlyStopping", "ReduceLROnPlateau"]
+
+
+def test_weights_with_nan_are_never_saved_as_a_phase_result():
+    import keras
+    import numpy as np
+    import pytest
+
+    from tltk.callbacks import check_finite_weights
+    from tltk.runs import TrainingDiverged
+
+    model = keras.Sequential([keras.Input((2,)), keras.layers.Dense(1)])
+    check_finite_weights(model, "head")  # finite: nothing happens
+    kernel = model.layers[0].kernel
+    kernel.assign(np.array([[np.nan], [0.0]], "float32"))
+    with pytest.raises(TrainingDiverged, match="phase 'head' diverged: .*kernel holds NaN"):
+        check_finite_weights(model, "head")

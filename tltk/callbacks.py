@@ -46,6 +46,17 @@ class DivergenceGuard(keras.callbacks.TerminateOnNaN):
             )
 
 
+def check_finite_weights(model: keras.Model, phase_name: str) -> None:
+    """A phase whose weights hold NaN/inf (TerminateOnNaN switched off) is never saved."""
+    for weight in model.weights:
+        if not np.all(np.isfinite(keras.ops.convert_to_numpy(weight))):
+            raise TrainingDiverged(
+                f"phase '{phase_name}' diverged: {weight.path} holds NaN or infinite values; "
+                "nothing of this phase was saved. Try a lower learning_rate, "
+                "train.global_clipnorm: 1.0, and train.precision: float32."
+            )
+
+
 class PhaseProgress(keras.callbacks.Callback):
     """Records the last finished epoch of a phase in the run's state.json (for resume/plots)."""
 

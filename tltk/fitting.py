@@ -26,7 +26,7 @@ from tltk import phases as ph
 from tltk import plan as pl
 from tltk import tasks
 from tltk.callback_state import CallbackState, backed_up_epoch
-from tltk.callbacks import TrainingDiverged, ValidationMetrics, phase_callbacks
+from tltk.callbacks import ValidationMetrics, check_finite_weights, phase_callbacks
 from tltk.data import LabelledData
 from tltk.data.pipeline import batches_per_pass
 from tltk.features import FeatureCache, cache_decision
@@ -210,7 +210,7 @@ def run_phase(fit: Fit, index: int, phase: PhaseConfig) -> None:
         _fit(fit, index, phase, trained, cached is not None, start, first, length)
     if train_groups:  # the backbone changed: its cached features are stale
         fit.features.clear()
-    _check_finite(model, state["name"])
+    check_finite_weights(model, state["name"])
     state.setdefault("end_epoch", start)
     phase_weights(run, index).parent.mkdir(exist_ok=True)
     save_weights_atomic(model, phase_weights(run, index))
@@ -291,17 +291,6 @@ def _follow_chief(fit: Fit, callbacks: list, *, resumed: bool) -> list:
     backup = [isinstance(c, keras.callbacks.BackupAndRestore) for c in callbacks]
     at = backup.index(True) + 1 if any(backup) else len(callbacks)
     return [*callbacks[:at], FollowChief(fit.strategy, resumed, state), *callbacks[at:]]
-
-
-def _check_finite(model: keras.Model, phase_name: str) -> None:
-    """A phase whose weights hold NaN/inf (TerminateOnNaN switched off) is never saved."""
-    for weight in model.weights:
-        if not np.all(np.isfinite(keras.ops.convert_to_numpy(weight))):
-            raise TrainingDiverged(
-                f"phase '{phase_name}' diverged: {weight.path} holds NaN or infinite values; "
-                "nothing of this phase was saved. Try a lower learning_rate, "
-                "train.global_clipnorm: 1.0, and train.precision: float32."
-            )
 
 
 def phase_weights(run: Run, index: int) -> Path:
