@@ -56,6 +56,9 @@ class Bench:
     pretrain: Callable[[str], Path] | None = None
     """name -> the finished pretraining run folder (trained on first use, see accuracy.py)."""
     pretrained: dict[str, Path] = field(default_factory=dict)
+    overrides: dict[str, object] = field(default_factory=dict)
+    """Dotted recipe keys -> values set in every tltk row's recipe (`--set`), e.g.
+    {"train.ema": 0.99}: a candidate default scored on the same cases."""
 
     @property
     def runs(self) -> Path:
@@ -98,6 +101,12 @@ class Bench:
         if self.quick:
             train["steps_per_epoch"] = 2
         recipe["export"] = {"enabled": False}
+        for key, value in self.overrides.items():
+            *parents, last = key.split(".")
+            section = recipe
+            for name in parents:
+                section = section.setdefault(name, {})
+            section[last] = value
         return recipe
 
 

@@ -84,3 +84,16 @@ def test_reuse_takes_the_baselines_of_an_earlier_work_folder_and_methods_filters
 
 def _toy_data(root) -> dict:
     return {"source": "folder", "path": str(root / "data" / "accuracy_quick" / "toy" / "seed0")}
+
+
+def test_set_puts_a_key_in_every_tltk_rows_recipe(tmp_path):
+    from benchmarks import accuracy_cases
+
+    args = accuracy.parse_args(["--set", "train.ema=0.99", "--set", "evaluate.tta=flip"])
+    assert args.overrides == {"train.ema": 0.99, "evaluate.tta": "flip"}
+    bench = accuracy_cases.Bench(work=tmp_path, data_root=tmp_path, overrides=args.overrides)
+    recipe = bench.housekeeping({"name": "r", "train": {"batch_size": 8}})
+    assert recipe["train"]["ema"] == 0.99 and recipe["train"]["batch_size"] == 8
+    assert recipe["evaluate"] == {"tta": "flip"}
+    with pytest.raises(SystemExit):
+        accuracy.parse_args(["--set", "train.ema"])
