@@ -416,6 +416,77 @@ def test_later_phase_trials_start_from_one_head_trained_once(tmp_path, counted_f
         assert len(history) == 3  # header, the shared head epoch, the trial's own epoch
 
 
+@pytest.fixture
+def feature_passes(monkeypatch):
+    """Every backbone pass over a split for cached features (FeatureCache._compute), by split."""
+    from tltk.features import FeatureCache
+
+    passes: list[str] = []
+    real_compute = FeatureCache._compute
+
+    def compute(self, split):
+        passes.append(split)
+        return real_compute(self, split)
+
+    monkeypatch.setattr(FeatureCache, "_compute", compute)
+    return passes
+
+
+def head_only_search(tmp_path, folder: str):
+    raw = real_search(tmp_path, {"head.dropout": [0.0, 0.5], "phases.0.learning_rate": [0.01]})
+    raw["phases"] = raw["phases"][:1]  # the head phase alone: every epoch on cached features
+    raw["phases"][0]["epochs"] = 2
+    raw["train"]["runs_dir"] = str(tmp_path / folder)
+    return raw
+
+
+@pytest.mark.slow
+def test_a_head_key_search_runs_the_backbone_once_for_every_trial(
+    tmp_path, feature_passes, monkeypatch
+):
+    import tltk
+    from tltk.tuning import search, shared_head
+
+    recipe = load_recipe(head_only_search(tmp_path, "shared"))
+    assert shared_head.head_phase_keys_only(recipe)
+    shared = tltk.tune(recipe)
+    # Two trials, each a cached head phase on train and val: one backbone pass per split.
+    assert feature_passes == ["train", "val"]
+    assert len(shared.rows) == 2 and {r["head.dropout"] for r in shared.rows} == {0.0, 0.5}
+    # Without the store each trial runs the backbone itself, and learns exactly the same.
+    monkeypatch.setattr(search.shared_head, "head_phase_keys_only", lambda recipe: False)
+    feature_passes.clear()
+    alone = tltk.tune(head_only_search(tmp_path, "alone"))
+    assert feature_passes == ["train", "val", "train", "val"]
+    for a, b in zip(shared.rows, alone.rows, strict=True):
+        assert a["head.dropout"] == b["head.dropout"]
+        history = [read_history(Path(r["run"])) for r in (a, b)]
+        for column in ("loss", "val_loss"):
+            assert history[0][column] == pytest.approx(history[1][column], rel=1e-4, abs=1e-5)
+
+
+def read_history(run: Path) -> dict[str, list[float]]:
+    from tltk.plots import read_history_csv
+
+    return read_history_csv(run / "history.csv")
+
+
+@pytest.mark.parametrize(
+    ("space", "expected"),
+    [
+        ({"head.dropout": [0.0, 0.2], "phases.1.learning_rate": [0.1, 0.01]}, True),
+        ({"phases.0.learning_rate": [0.1, 0.01], "head.label_smoothing": [0.0, 0.1]}, True),
+        ({"head.pooling": ["avg", "max"]}, False),
+        ({"backbone.image_size": [16, 32]}, False),
+        ({"augment.policy": ["none", "light"]}, False),
+    ],
+)
+def test_which_searches_share_one_feature_pass(tmp_path, space, expected):
+    from tltk.tuning.shared_head import head_phase_keys_only
+
+    assert head_phase_keys_only(load_recipe(searched(tmp_path, space=space))) is expected
+
+
 # --- tltk auto: what it chooses --------------------------------------------------------------
 
 
