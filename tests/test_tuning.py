@@ -487,56 +487,6 @@ def test_which_searches_share_one_feature_pass(tmp_path, space, expected):
     assert head_phase_keys_only(load_recipe(searched(tmp_path, space=space))) is expected
 
 
-# --- tltk auto: what it chooses --------------------------------------------------------------
-
-
-def test_auto_picks_a_small_scratch_backbone_for_small_images_without_weights(
-    tmp_path, monkeypatch
-):
-    from tltk.tuning.auto import plan
-
-    monkeypatch.setenv("TLTK_WEIGHTS_DIR", str(tmp_path / "no-weights"))
-    folder = make_image_folder(tmp_path / "images", {"a": 4, "b": 4}, size=16)
-    raw, reasons = plan(folder, "10m")
-    recipe = load_recipe(raw)  # a valid recipe, its space checked
-    assert (recipe.backbone.name, recipe.backbone.image_size) == ("resnet20", 32)
-    assert recipe.tune.max_time == pytest.approx(420) and recipe.tune.max_trials is None
-    assert "8 images in 2 classes, median side 16 px" in reasons[0]
-    assert any("resnet20" in r for r in reasons)
-
-
-def test_auto_takes_imagenet_weights_when_they_are_offline(tmp_path, monkeypatch):
-    from tltk.tuning.auto import plan
-
-    weights = tmp_path / "weights"
-    weights.mkdir()
-    (weights / "efficientnet_lite0_imagenet_notop.weights.h5").write_bytes(b"")
-    monkeypatch.setenv("TLTK_WEIGHTS_DIR", str(weights))
-    folder = make_image_folder(tmp_path / "images", {"a": 3, "b": 3}, size=180)
-    recipe = load_recipe(plan(folder, 600)[0])
-    assert (recipe.backbone.name, recipe.backbone.weights) == ("efficientnet_lite0", "imagenet")
-    assert recipe.backbone.image_size == 224
-
-
-def test_auto_sizes_the_text_sequence_from_the_data(tmp_path, monkeypatch):
-    from tltk.tuning.auto import AutoError, plan
-
-    texts = tmp_path / "texts.csv"
-    rows = [f"{' '.join(['word'] * n)},{'ab'[n % 2]}" for n in range(1, 21)]
-    texts.write_text("text,label\n" + "\n".join(rows) + "\n")
-    monkeypatch.chdir(tmp_path)  # no models/all-MiniLM-L6-v2 here
-    raw, _ = plan(texts, "5m")
-    assert load_recipe(raw).backbone.name == "text_rnn"
-    minilm = tmp_path / "models" / "all-MiniLM-L6-v2"
-    minilm.mkdir(parents=True)
-    (minilm / "config.json").write_text("{}")
-    raw, reasons = plan(texts, "5m")
-    # 95 % of the texts have at most 19 words: 19 x 1.4 = 26 tokens -> 32
-    assert raw["backbone"]["sequence_length"] == 32 and "at most 19 words" in reasons[0]
-    with pytest.raises(AutoError, match="class folders"):
-        plan(tmp_path / "notes.md", "5m")
-
-
 def test_cli_tune_errors_are_one_line_and_exit_2(tmp_path, capsys):
     from tltk.cli import main
 
