@@ -10,7 +10,9 @@ import pytest
 
 from benchmarks import accuracy, accuracy_methods
 
-pytestmark = pytest.mark.slow  # one tltk run, a probe and a baseline: about 15 CPU-s
+# One tltk run, a probe and a baseline (about 15 CPU-s), shared by the module's tests: one
+# pytest-xdist worker runs them all (`--dist loadgroup`, pyproject.toml).
+pytestmark = [pytest.mark.slow, pytest.mark.xdist_group("accuracy_benchmark")]
 
 
 @pytest.fixture(scope="module")
