@@ -26,11 +26,3 @@ def _private_check_cache(tmp_path_factory):
 def image_folder(tmp_path):
     """A tiny class-folder dataset: tmp/images/{cat,dog}/0..5.png, 16x16 RGB."""
     return make_image_folder(tmp_path / "images")
-
-
-def pytest_collection_modifyitems(config, items):
-    """Under pytest-xdist, the slow tests first (a stable sort: the rest keep their order):
-    the workers start on the long end-to-end tests and the short ones fill in at the end,
-    rather than one worker finishing a long test alone while the other waits."""
-    if hasattr(config, "workerinput"):  # an xdist worker; a plain run keeps the file order
-        items.sort(key=lambda item: item.get_closest_marker("slow") is None)

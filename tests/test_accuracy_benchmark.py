@@ -10,9 +10,7 @@ import pytest
 
 from benchmarks import accuracy, accuracy_methods
 
-# One tltk run, a probe and a baseline (about 15 CPU-s), shared by the module's tests: one
-# pytest-xdist worker runs them all (`--dist loadgroup`, pyproject.toml).
-pytestmark = [pytest.mark.slow, pytest.mark.xdist_group("accuracy_benchmark")]
+pytestmark = pytest.mark.slow  # one tltk run, a probe and a baseline: about 15 CPU-s
 
 
 @pytest.fixture(scope="module")

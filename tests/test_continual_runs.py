@@ -24,10 +24,6 @@ from tltk.continual.continue_run import continue_recipe
 from tltk.continual.measure import accuracy
 from tltk.continual.past_run import PastRun
 
-# These tests share an expensive module-scoped fixture: one pytest-xdist worker runs them
-# all (`--dist loadgroup`, pyproject.toml), which builds it once.
-pytestmark = pytest.mark.xdist_group("continual_runs")
-
 DRIVER = Path(__file__).with_name("fault_driver.py")
 OLD, NEW = ("a", "b", "c"), ("d", "e")
 

@@ -18,10 +18,6 @@ from tltk.backbones import efficientnet_lite as E
 from tltk.backbones.base import BackboneError, lookup
 from tltk.backbones.torch_legacy import load_legacy_state_dict
 
-# These tests share an expensive module-scoped fixture: one pytest-xdist worker runs them
-# all (`--dist loadgroup`, pyproject.toml), which builds it once.
-pytestmark = pytest.mark.xdist_group("efficientnet_lite")
-
 GROUPS = ["stem"] + [f"block{i}" for i in range(1, 8)] + ["top"]
 
 

@@ -24,10 +24,6 @@ from tltk.data.decode import decode_image, resize_image
 from tltk.export import ExportError, export_image_model, next_version
 from tltk.parity import ParityError, check_parity
 
-# These tests share an expensive module-scoped fixture: one pytest-xdist worker runs them
-# all (`--dist loadgroup`, pyproject.toml), which builds it once.
-pytestmark = pytest.mark.xdist_group("export")
-
 SIZE = 32
 CLASSES = ["cat", "dog", "fox"]
 

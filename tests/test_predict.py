@@ -19,10 +19,6 @@ from tltk.errors import PredictError
 from tltk.export import export_image_model
 from tltk.predict import load_exported, predict_images, predict_texts, write_predictions
 
-# These tests share an expensive module-scoped fixture: one pytest-xdist worker runs them
-# all (`--dist loadgroup`, pyproject.toml), which builds it once.
-pytestmark = pytest.mark.xdist_group("predict")
-
 SIZE = 16
 COLORS = ["red", "green", "blue"]
 

@@ -17,10 +17,6 @@ from tltk.backbones.text import load_text_backbone, save_text_assets
 from tltk.model import build_model
 from tltk.recipe import BackboneConfig, HeadConfig
 
-# These tests share an expensive module-scoped fixture: one pytest-xdist worker runs them
-# all (`--dist loadgroup`, pyproject.toml), which builds it once.
-pytestmark = pytest.mark.xdist_group("text_backbones")
-
 SENTENCES = ["play a puzzle game", "mix music and audio", "plot genome data", "chess"]
 
 

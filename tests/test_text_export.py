@@ -16,10 +16,6 @@ from tltk.model import build_model
 from tltk.predict import predict_texts
 from tltk.recipe import BackboneConfig, HeadConfig
 
-# These tests share an expensive module-scoped fixture: one pytest-xdist worker runs them
-# all (`--dist loadgroup`, pyproject.toml), which builds it once.
-pytestmark = pytest.mark.xdist_group("text_export")
-
 CLASSES = ["games", "science", "sound"]
 SAMPLES = [t for t, _ in texts(2)] + ["", "naïve ☃ unknown wörds " * 30]
 
