@@ -27,10 +27,6 @@ from helpers import make_image_folder, tiny_recipe
 import tltk
 from tltk.callbacks import TrainingDiverged
 
-# These tests share an expensive module-scoped fixture: one pytest-xdist worker runs them
-# all (`--dist loadgroup`, pyproject.toml), which builds it once.
-pytestmark = pytest.mark.xdist_group("faults")
-
 DRIVER = Path(__file__).with_name("fault_driver.py")
 TOL = 1e-6
 
