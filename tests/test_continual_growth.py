@@ -9,7 +9,7 @@ import pytest
 from tltk.backbones.base import lookup
 from tltk.continual.distill import DistillingModel, distillation_loss
 from tltk.continual.features import SCORES_LAYER, scores_inputs
-from tltk.continual.growth import copy_grown, probe_rows, set_new_rows
+from tltk.continual.growth import copy_grown, probe_new_rows, probe_rows, set_new_rows
 from tltk.model import build_model
 from tltk.recipe import HeadConfig
 
@@ -81,6 +81,34 @@ def test_probe_fits_the_new_rows_against_the_fixed_old_ones():
     assert np.linalg.norm(small) < np.linalg.norm(kernel)
     again, _ = probe_rows(features, labels, old_kernel, old_bias, 4)
     np.testing.assert_array_equal(again, kernel)
+
+
+def test_new_rows_from_new_classes_alone_leave_the_old_classes_reachable():
+    # No example of an old class (finetune, distill): fitted against the fixed old rows, the
+    # new rows' biases grow without bound and the old classes lose every example before any
+    # training; fitted among the new classes, both keep their examples.
+    features, labels, _ = _blobs(4, 30, seed=3)
+    new = labels >= 2
+    # The old rows: a softmax classifier of classes 0, 1 trained on their examples alone.
+    old_kernel, old_bias = probe_rows(
+        features[~new], labels[~new], np.zeros((6, 0)), np.zeros(0), 2
+    )
+    kernel, bias, how = probe_new_rows(features[new], labels[new], old_kernel, old_bias, 4)
+    assert "among the new classes" in how
+    assert float(bias.mean()) == pytest.approx(float(old_bias.mean()), abs=1e-4)
+
+    def right(kernel, bias):
+        logits = features @ np.concatenate([old_kernel, kernel], 1)
+        return (logits + np.concatenate([old_bias, bias])).argmax(1) == labels
+
+    assert right(kernel, bias)[~new].mean() > 0.9 and right(kernel, bias)[new].mean() > 0.9
+    unbounded = probe_rows(features[new], labels[new], old_kernel, old_bias, 4)
+    assert right(*unbounded)[~new].mean() < 0.5  # what growth did before
+    # With old examples among them, the new rows are fitted against the fixed old ones.
+    fixed = probe_new_rows(features, labels, old_kernel, old_bias, 4)
+    np.testing.assert_array_equal(
+        fixed[0], probe_rows(features, labels, old_kernel, old_bias, 4)[0]
+    )
 
 
 def test_set_new_rows_leaves_the_old_columns_alone():

@@ -12,7 +12,7 @@ import numpy as np
 
 from tltk.continual.distill import DistillingModel
 from tltk.continual.features import SCORES_LAYER, split_features
-from tltk.continual.growth import copy_grown, probe_rows, set_new_rows
+from tltk.continual.growth import copy_grown, probe_new_rows, set_new_rows
 from tltk.continual.past_run import PastRun
 from tltk.data.types import LabelledData
 from tltk.errors import ContinueError
@@ -88,10 +88,12 @@ def _grow(recipe: Recipe, teacher: TaskModel, student: TaskModel, data: Labelled
     train = data.splits["train"]
     features = split_features(recipe, student, train, data.num_classes, recipe.train.batch_size)
     kernel, bias = student.model.get_layer(SCORES_LAYER).get_weights()
-    rows = probe_rows(features, train.labels, kernel[:, :k_old], bias[:k_old], data.num_classes)
+    *rows, how = probe_new_rows(
+        features, train.labels, kernel[:, :k_old], bias[:k_old], data.num_classes
+    )
     set_new_rows(student.model, k_old, *rows)
     say(f"Head grown from {k_old} to {data.num_classes} classes; the new rows from a probe on "
-        f"{len(train)} training examples' features")  # fmt: skip
+        f"{len(train)} training examples' features, {how}")  # fmt: skip
 
 
 def _measure_before(
