@@ -166,3 +166,31 @@ def test_distilling_model_adds_the_teachers_soft_targets_and_keeps_the_teacher()
     for a, b in zip(frozen, teacher.get_weights(), strict=True):
         np.testing.assert_array_equal(a, b)
     np.testing.assert_allclose(model.predict(x, verbose=0), student.predict(x, verbose=0))
+
+
+def test_growth_features_are_the_feature_caches_so_the_cache_can_start_from_them(tmp_path):
+    from helpers import make_image_folder
+
+    from tltk import tasks
+    from tltk.continual.features import split_features
+    from tltk.features import FeatureCache
+    from tltk.recipe import load_recipe
+
+    images = make_image_folder(tmp_path / "images", {"a": 4, "b": 4}, size=16)
+    recipe = load_recipe({
+        "name": "t", "data": {"path": str(images), "val_fraction": 0.0, "test_fraction": 0.0},
+        "backbone": {"name": "resnet8", "weights": "none", "image_size": 16},
+        "train": {"batch_size": 4},
+    })  # fmt: skip
+    data = tasks.load_data(recipe)
+    task_model = tasks.build_task_model(recipe, data)
+    cache = FeatureCache(recipe, data, task_model, 4, 1, folder=tmp_path / "features")
+    assert cache.known("train") is None
+    computed = cache.features("train")
+    ours = split_features(recipe, task_model, data.splits["train"], 2, 3)  # another batch size
+    np.testing.assert_allclose(ours, computed, rtol=1e-4, atol=1e-5)
+    cache.clear()
+    cache.put("train", ours)
+    np.testing.assert_array_equal(cache.known("train"), ours)
+    with pytest.raises(ValueError, match=r"features of 'train': \(7, "):
+        cache.put("train", ours[:7])
