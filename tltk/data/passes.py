@@ -97,8 +97,8 @@ def training_stream(ds, prepare, n, order, batch_size, seed, remainder, start_ba
     pass p the same in any process. The split is permuted in windows (`order.window`): the
     whole split when its (decoded) examples fit in SHUFFLE_BUFFER_BYTES, as almost every
     cached split does. A streamed split that is not cached reads each pass afresh from
-    `passes(pass_seed)` (its files in a pass-seeded order) and permutes windows of records,
-    ramped up from short ones (see the module).
+    `passes(pass_seed)` (its files in a pass-seeded order; `ds` is then None) and permutes
+    windows of records, ramped up from short ones (see the module).
     """
     per_pass = batches_per_pass(n, batch_size, remainder)
     if not per_pass:

@@ -30,6 +30,7 @@ import numpy as np
 import tensorflow as tf
 
 from tltk.data.passes import WINDOW_EXAMPLES, StreamOrder, stream_order, training_stream
+from tltk.data.record_stream import record_lookup, record_stream
 from tltk.data.types import Split
 from tltk.heads import get_head
 
@@ -101,7 +102,7 @@ def build_pipeline(
     head = get_head(head_type)
     labels = head.label_array(split.labels)
     read = tf.io.read_file if split.kind == "path" else (lambda raw: raw)
-    ds, window, passes = _source(split, labels, batch_size, shuffle_buffer)
+    source, window, passes = _source(split, labels, batch_size, shuffle_buffer)
 
     def prepare(example, label):
         return preprocessor.decode(read(example)), head.encode_label(label, num_classes)
@@ -110,10 +111,13 @@ def build_pipeline(
     if training:
         if not order.cached:  # a streamed split's window (in memory: WINDOW_EXAMPLES too)
             order = StreamOrder(False, window)
+        # A streamed split read afresh every pass never needs its stream in split order.
+        ds = None if passes is not None and not order.cached else source()
         ds = training_stream(
             ds, prepare, n, order, batch_size, seed, remainder, start_batch, passes=passes
         )
     else:
+        ds = source()
         if split.streamed:  # a stream's length is unknown to tf.data (Keras' predict then
             # warns that its input "ran out of data"); the split knows it
             ds = ds.apply(tf.data.experimental.assert_cardinality(n))
@@ -145,16 +149,20 @@ def sharding_options(policy: str = "DATA") -> tf.data.Options:
 
 
 def _source(split: Split, labels: np.ndarray, batch_size: int, shuffle_buffer: int | None):
-    """(example, label) in the split's order, the training shuffle window, and for a streamed
-    split the function that reads one training pass (None: passes permute the first)."""
+    """What makes (example, label) in the split's order, the training shuffle window, and for
+    a streamed split the function that reads one training pass (None: passes permute the
+    first). A streamed split's label lookup is made once, for every stream of it."""
     if not split.streamed:
-        ds = tf.data.Dataset.from_tensor_slices((_examples(split), labels))
-        return ds, WINDOW_EXAMPLES, None
-    window = shuffle_buffer or record_window(split.records, batch_size)
+        return (
+            lambda: tf.data.Dataset.from_tensor_slices((_examples(split), labels)),
+            WINDOW_EXAMPLES,
+            None,
+        )
+    lookup = record_lookup(split, labels)
     return (
-        record_stream(split, labels),
-        window,
-        lambda pass_seed: record_stream(split, labels, pass_seed),
+        lambda: record_stream(split, None, lookup=lookup),  # the labels: in `lookup` only
+        shuffle_buffer or record_window(split.records, batch_size),
+        lambda pass_seed: record_stream(split, None, pass_seed, lookup),
     )
 
 
@@ -219,21 +227,6 @@ def _batches(ds: tf.data.Dataset, batch_size: int, remainder: str) -> tf.data.Da
     if remainder == "pad":
         ds = ds.map(lambda x, y: (_pad_batch(x, batch_size), _pad_batch(y, batch_size)))
     return ds
-
-
-def record_stream(split: Split, labels: np.ndarray, pass_seed=None) -> tf.data.Dataset:
-    """(example, label) of a records split: its stream (`Records.dataset(pass_seed)`) with
-    the records of other splits filtered out and each label gathered by record id."""
-    ds = split.records.dataset(pass_seed)
-    label_of = tf.constant(labels)
-    if split.whole:
-        return ds.map(lambda gid, raw: (raw, tf.gather(label_of, gid)))
-    position = np.full(split.records.total, -1, dtype=np.int64)
-    position[split.examples] = np.arange(len(split), dtype=np.int64)
-    position = tf.constant(position)
-    ds = ds.map(lambda gid, raw: (tf.gather(position, gid), raw))
-    ds = ds.filter(lambda i, raw: i >= 0)
-    return ds.map(lambda i, raw: (raw, tf.gather(label_of, i)))
 
 
 def record_window(records, batch_size: int) -> int:
