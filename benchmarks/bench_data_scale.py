@@ -25,8 +25,8 @@ Each run: import, load the data with tltk, build the training stream with
 `build_pipeline(cache="none")` (the default shuffle window of a streamed split), and train a
 tiny conv net (Conv 8 -> pool -> Dense 10, 28 px) for `--steps` steps of 64 (or one epoch if
 that is fewer), so the data path, not the model, sets the pace. Reported: peak RSS of the
-process (`os.wait4`), its CPU seconds, seconds from process start to the imports done, to the
-data loaded and to the end of the first step, and img/s over the steps after the first 10. An
+process (VmHWM), its CPU seconds (`os.wait4`), seconds from process start to the imports done,
+to the data loaded and to the end of the first step, and img/s over the steps after the first 10. An
 epoch of the larger sets is extrapolated from img/s (`epoch_s_estimate`).
 """
 
@@ -237,11 +237,20 @@ def child(form: str, path: str, steps: int, started: float) -> dict:
         "epoch_s_estimate": round(len(train) / rate, 1),
         "cached_checks": data.report.get("cached", 0),
         "checks_trusted": bool(data.report.get("inspection", {}).get("trusted")),
+        "peak_rss_mb": round(_peak_rss_kb() / 1024, 1),
     }
 
 
+def _peak_rss_kb() -> int:
+    """This process's peak RSS (VmHWM). Not the child's `ru_maxrss` from `os.wait4`: Linux
+    carries the parent's RSS at fork time into it, so a parent that had loaded TensorFlow set
+    a floor under every child's number."""
+    with open("/proc/self/status") as f:
+        return next(int(line.split()[1]) for line in f if line.startswith("VmHWM"))
+
+
 def run_child(form: str, path: Path, steps: int, env: dict) -> dict:
-    """`child` in a new process; its result with its peak RSS and CPU seconds (os.wait4)."""
+    """`child` in a new process; its result with its CPU seconds (os.wait4)."""
     started = time.time()
     proc = subprocess.Popen(
         [sys.executable, __file__, "--child", form, str(path), "--steps", str(steps),
@@ -254,7 +263,6 @@ def run_child(form: str, path: Path, steps: int, env: dict) -> dict:
     if proc.returncode:
         raise RuntimeError(f"{form} {path}: exit {proc.returncode}\n{out[-2000:]}")
     result = json.loads(out.strip().splitlines()[-1])
-    result["peak_rss_mb"] = round(usage.ru_maxrss / 1024, 1)  # Linux: KiB
     result["cpu_s"] = round(usage.ru_utime + usage.ru_stime, 1)
     return result
 
