@@ -131,6 +131,18 @@ class FeatureCache:
             start_batch=start_batch,
         )
 
+    def known(self, split: str) -> np.ndarray | None:
+        """`split`'s features if they are computed (or `put`) and still valid, else None."""
+        return self._arrays.get(split)
+
+    def put(self, split: str, features: np.ndarray) -> None:
+        """Features of `split` computed elsewhere from the backbone as it is now (a continue
+        run's growth probe), so that they are not computed again."""
+        n, width = len(self.data.splits[split]), int(self.split_model.extractor.output.shape[-1])
+        if np.shape(features) != (n, width):
+            raise ValueError(f"features of '{split}': {np.shape(features)}, not {(n, width)}")
+        self._arrays[split] = np.asarray(features, np.float32)
+
     def clear(self) -> None:
         self._arrays.clear()
         shutil.rmtree(self.folder, ignore_errors=True)
