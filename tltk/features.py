@@ -34,7 +34,8 @@ import tensorflow as tf
 
 from tltk import tasks
 from tltk.data import LabelledData
-from tltk.data.pipeline import build_feature_pipeline, memory_bytes, predict_unpadded
+from tltk.data.passes import memory_bytes
+from tltk.data.pipeline import build_feature_pipeline, predict_unpadded
 from tltk.heads.trunk import POOLED_LAYER
 from tltk.log import say
 from tltk.model import TaskModel

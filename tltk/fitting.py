@@ -28,7 +28,7 @@ from tltk import plan as pl
 from tltk.callback_state import CallbackState, backed_up_epoch
 from tltk.callbacks import TrainingDiverged, ValidationMetrics, phase_callbacks
 from tltk.data import LabelledData
-from tltk.data.pipeline import batches_per_pass
+from tltk.data.passes import batches_per_pass
 from tltk.features import FeatureCache, cache_decision
 from tltk.hardware import Hardware
 from tltk.head_start import start_head
