@@ -40,7 +40,8 @@ import tensorflow as tf
 
 from tltk import tasks
 from tltk.data import LabelledData
-from tltk.data.pipeline import build_feature_pipeline, memory_bytes, predict_unpadded
+from tltk.data.passes import memory_bytes
+from tltk.data.pipeline import build_feature_pipeline, predict_unpadded
 from tltk.heads.trunk import POOLED_LAYER
 from tltk.log import say
 from tltk.model import TaskModel
@@ -193,6 +194,18 @@ class FeatureCache:
             remainder=tasks.remainder(training, self.replicas),
             start_batch=start_batch,
         )
+
+    def known(self, split: str) -> np.ndarray | None:
+        """`split`'s features if they are computed (or `put`) and still valid, else None."""
+        return self._arrays.get(split)
+
+    def put(self, split: str, features: np.ndarray) -> None:
+        """Features of `split` computed elsewhere from the backbone as it is now (a continue
+        run's growth probe), so that they are not computed again."""
+        n, width = len(self.data.splits[split]), int(self.split_model.extractor.output.shape[-1])
+        if np.shape(features) != (n, width):
+            raise ValueError(f"features of '{split}': {np.shape(features)}, not {(n, width)}")
+        self._arrays[split] = np.asarray(features, np.float32)
 
     def clear(self) -> None:
         """Forget the features: the backbone is about to change (or the run ends)."""

@@ -158,12 +158,15 @@ def _train(
     sync_phase_state(run, phase_list)
     for index, phase in enumerate(phase_list):
         run_phase(fit, index, phase)
+    # Still cached: computed with the final backbone (a phase that trains it clears the cache).
+    train_features = None if recipe.head.hidden_units else fit.features.known("train")
     fit.features.clear()
     # Whichever process trained them, the run's result is the last phase's saved weights.
     load_phase_result(fit, len(phase_list) - 1)
     model = fit.task_model.model
     _save_results(recipe, fit.task_model, run)
-    keep_buffer(recipe, fit.task_model, data, run.dir)  # replay.budget: for later continue runs
+    # replay.budget: for later continue runs
+    keep_buffer(recipe, fit.task_model, data, run.dir, features=train_features)
 
     from tltk.evaluate import format_summary
 
