@@ -206,14 +206,14 @@ def test_os_errors_are_one_line_and_bugs_keep_their_traceback(tmp_path, capsys, 
     def buggy(args):
         raise ValueError("a bug outside tltk's own raises")
 
-    monkeypatch.setattr("tltk.cli.cmd_data", buggy)
+    monkeypatch.setattr("tltk.cli.data.cmd_data", buggy)
     with pytest.raises(ValueError, match="a bug outside"):
         main(["data", "digits", str(tmp_path)])
 
     def interrupted(args):
         raise KeyboardInterrupt
 
-    monkeypatch.setattr("tltk.cli.cmd_data", interrupted)
+    monkeypatch.setattr("tltk.cli.data.cmd_data", interrupted)
     assert main(["data", "digits", str(tmp_path)]) == 130
     assert capsys.readouterr().err == "tltk data: interrupted\n"
 

@@ -29,7 +29,7 @@ from tltk.callback_state import CallbackState, backed_up_epoch
 from tltk.callbacks import TrainingDiverged, ValidationMetrics, phase_callbacks
 from tltk.data import LabelledData
 from tltk.data.passes import batches_per_pass
-from tltk.features import FeatureCache, cache_decision
+from tltk.features import FeatureCache, SharedFeatures, cache_decision
 from tltk.hardware import Hardware
 from tltk.head_start import start_head
 from tltk.io import atomic_write_json, atomic_write_text, save_weights_atomic
@@ -79,9 +79,11 @@ def prepare(
     strategy: tf.distribute.Strategy,
     role: Role,
     hardware: Hardware,
+    shared_features: SharedFeatures | None = None,
 ) -> Fit:
     """Model in the strategy's scope, batch sizes, validation and class weights; what the
-    hardware made of the recipe's `auto` values is logged and kept in RUN/state.json."""
+    hardware made of the recipe's `auto` values is logged and kept in RUN/state.json.
+    `shared_features`: features other runs of this process computed (`SharedFeatures`)."""
     replicas = strategy.num_replicas_in_sync
     global_batch = hardware.global_batch
     _say(f"Strategy: {describe(strategy)}; global batch {global_batch}")
@@ -129,7 +131,7 @@ def prepare(
     )  # fmt: skip
     features = FeatureCache(
         recipe, data, task_model, global_batch, replicas, folder=run.dir / "features",
-        strategy=strategy,
+        strategy=strategy, shared=shared_features,
     )  # fmt: skip
     if grown_features is not None:
         features.put("train", grown_features)
