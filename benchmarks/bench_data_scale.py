@@ -7,6 +7,9 @@ process: image folders, plain TFRecord files and `tltk data shard` shards of 10k
         --steps 300 --work /tmp/tltk-data-scale
     nice -n 5 python benchmarks/bench_data_scale.py --sizes 10000 100000 1000000 \
         --folder-max 0 --shards-max 0 --copies tail --steps 300 --work /tmp/tltk-data-scale
+    # shards of 10k to 1M (above --write-shards-max: `replicate_shards`, see there)
+    nice -n 5 python benchmarks/bench_data_scale.py --sizes 10000 100000 1000000 \
+        --folder-max 0 --records-max 0 --copies tail --steps 300
 
 Data: the 8,000 Fashion-MNIST training PNGs of data/fashion_mnist, repeated. Copy k of an
 image differs in its bytes so that the duplicate checks run as on real data and find nothing:
@@ -22,8 +25,8 @@ Each run: import, load the data with tltk, build the training stream with
 `build_pipeline(cache="none")` (the default shuffle window of a streamed split), and train a
 tiny conv net (Conv 8 -> pool -> Dense 10, 28 px) for `--steps` steps of 64 (or one epoch if
 that is fewer), so the data path, not the model, sets the pace. Reported: peak RSS of the
-process (`os.wait4`), its CPU seconds, seconds from process start to the imports done, to the
-data loaded and to the end of the first step, and img/s over the steps after the first 10. An
+process (VmHWM), its CPU seconds (`os.wait4`), seconds from process start to the imports done,
+to the data loaded and to the end of the first step, and img/s over the steps after the first 10. An
 epoch of the larger sets is extrapolated from img/s (`epoch_s_estimate`).
 """
 
@@ -41,6 +44,7 @@ import time
 from pathlib import Path
 
 BATCH = 64
+SHARD_EXAMPLES = 10_000
 SIZE = 28
 WARMUP_STEPS = 10
 
@@ -123,6 +127,69 @@ def make_shards(raw: Path, out: Path) -> float:
     return time.perf_counter() - start
 
 
+def replicate_shards(base: list, n: int, out: Path, template: Path, copies: str) -> float:
+    """A shard folder of `n` examples in the format of `template` (one `write_shards` wrote),
+    written here directly: its per-record Python check and proto building (~0.5 ms a record
+    here) would take over an hour for a million. The records are tltk's (`example_proto`),
+    their labels and blake2b digests computed as the writer computes them; every 20th example
+    goes to val; the checks' report and summary are the template's (these are copies of its
+    checked base images). Seconds taken."""
+    import hashlib
+
+    import numpy as np
+    import tensorflow as tf
+
+    from tltk.data.records import example_proto
+    from tltk.data.shard_manifest import MANIFEST, file_entry, remember_hashes
+
+    start = time.perf_counter()
+    manifest = json.loads((template / MANIFEST).read_text())
+    classes = sorted({cls for _, cls, _ in base})
+    out.mkdir(parents=True)
+    shutil.copyfile(template / "data_report.json", out / "data_report.json")
+    names = {"train": [], "val": []}
+    labels = {"train": [], "val": []}
+    digests = {"train": [], "val": []}
+    writers: dict[str, tf.io.TFRecordWriter] = {}
+    for png, cls, i in examples(base, n, copies):
+        split = "val" if i % 20 == 0 else "train"
+        k = len(labels[split])
+        if k % SHARD_EXAMPLES == 0:
+            if split in writers:
+                writers[split].close()
+            names[split].append(out / f"{split}-{k // SHARD_EXAMPLES:05d}.tfrecord")
+            writers[split] = tf.io.TFRecordWriter(str(names[split][-1]))
+        label = classes.index(cls)
+        writers[split].write(example_proto(png, label, "class", f"{cls}/{i}"))
+        labels[split].append(label)
+        digests[split].append(hashlib.blake2b(png, digest_size=16).hexdigest())
+    for w in writers.values():
+        w.close()
+    splits = {}
+    for split, paths in names.items():
+        entries = []
+        for j, path in enumerate(paths):
+            final = path.with_name(f"{split}-{j:05d}-of-{len(paths):05d}.tfrecord")
+            path.rename(final)
+            count = min(SHARD_EXAMPLES, len(labels[split]) - j * SHARD_EXAMPLES)
+            entries.append({**file_entry(final), "count": count})
+        ids = np.array(labels[split], dtype=np.int64)
+        np.save(out / f"{split}.labels.npy", ids, allow_pickle=False)
+        np.save(out / f"{split}.digests.npy", np.array(digests[split], "S32"), allow_pickle=False)
+        per_class = np.bincount(ids, minlength=len(classes))
+        splits[split] = {
+            "count": len(ids), "total": len(ids),
+            "per_class": {str(c): int(m) for c, m in enumerate(per_class)},
+            "shards": entries,
+            "labels": file_entry(out / f"{split}.labels.npy"),
+            "digests": file_entry(out / f"{split}.digests.npy"),
+        }  # fmt: skip
+    manifest["splits"] = splits
+    (out / MANIFEST).write_text(json.dumps(manifest))
+    remember_hashes(out, manifest)  # as write_shards does
+    return time.perf_counter() - start
+
+
 def child(form: str, path: str, steps: int, started: float) -> dict:
     """One run (in its own process): load, stream, train `steps` steps; what it measured."""
     import keras
@@ -170,11 +237,20 @@ def child(form: str, path: str, steps: int, started: float) -> dict:
         "epoch_s_estimate": round(len(train) / rate, 1),
         "cached_checks": data.report.get("cached", 0),
         "checks_trusted": bool(data.report.get("inspection", {}).get("trusted")),
+        "peak_rss_mb": round(_peak_rss_kb() / 1024, 1),
     }
 
 
+def _peak_rss_kb() -> int:
+    """This process's peak RSS (VmHWM). Not the child's `ru_maxrss` from `os.wait4`: Linux
+    carries the parent's RSS at fork time into it, so a parent that had loaded TensorFlow set
+    a floor under every child's number."""
+    with open("/proc/self/status") as f:
+        return next(int(line.split()[1]) for line in f if line.startswith("VmHWM"))
+
+
 def run_child(form: str, path: Path, steps: int, env: dict) -> dict:
-    """`child` in a new process; its result with its peak RSS and CPU seconds (os.wait4)."""
+    """`child` in a new process; its result with its CPU seconds (os.wait4)."""
     started = time.time()
     proc = subprocess.Popen(
         [sys.executable, __file__, "--child", form, str(path), "--steps", str(steps),
@@ -187,7 +263,6 @@ def run_child(form: str, path: Path, steps: int, env: dict) -> dict:
     if proc.returncode:
         raise RuntimeError(f"{form} {path}: exit {proc.returncode}\n{out[-2000:]}")
     result = json.loads(out.strip().splitlines()[-1])
-    result["peak_rss_mb"] = round(usage.ru_maxrss / 1024, 1)  # Linux: KiB
     result["cpu_s"] = round(usage.ru_utime + usage.ru_stime, 1)
     return result
 
@@ -197,6 +272,13 @@ def main() -> None:
     ap.add_argument("--sizes", type=int, nargs="+", default=[10_000, 100_000])
     ap.add_argument("--folder-max", type=int, default=100_000)
     ap.add_argument("--shards-max", type=int, default=1_000_000)
+    ap.add_argument("--records-max", type=int, default=1_000_000, help="plain TFRecord runs")
+    ap.add_argument(
+        "--write-shards-max",
+        type=int,
+        default=100_000,
+        help="larger shard folders: `replicate_shards` of a 10k write_shards one",
+    )
     ap.add_argument("--steps", type=int, default=300)
     ap.add_argument("--data", default="data/fashion_mnist/train")
     ap.add_argument("--work", default="/tmp/tltk-data-scale")
@@ -231,21 +313,32 @@ def main() -> None:
                 if not args.no_folder_warm:
                     runs.append(("folder (cache warm)", folder))
             raw = work / f"records-{n}"
-            seconds = make_records(base, n, raw, args.copies)
-            print(f"{n}: TFRecord files written in {seconds:.0f} s", flush=True)
-            runs.append(("tfrecord files", raw))
+            replicated = n > args.write_shards_max
+            if n <= args.records_max or (n <= args.shards_max and not replicated):
+                seconds = make_records(base, n, raw, args.copies)
+                print(f"{n}: TFRecord files written in {seconds:.0f} s", flush=True)
+            if n <= args.records_max:
+                runs.append(("tfrecord files", raw))
             if n <= args.shards_max:
                 shards = work / f"shards-{n}"
-                seconds = make_shards(raw, shards)
+                if not replicated:
+                    seconds = make_shards(raw, shards)
+                else:
+                    template = work / "template-shards"
+                    if not template.exists():
+                        make_records(base, 10_000, work / "template-records", args.copies)
+                        make_shards(work / "template-records", template)
+                    seconds = replicate_shards(base, n, shards, template, args.copies)
                 size_mb = sum(f.stat().st_size for f in shards.iterdir()) / 1024**2
-                print(f"{n}: write_shards {seconds:.0f} s, {size_mb:.0f} MB", flush=True)
+                how = "replicate_shards" if replicated else "write_shards"
+                print(f"{n}: {how} {seconds:.0f} s, {size_mb:.0f} MB", flush=True)
                 runs.append(("shards", shards))
             for label, path in runs:
                 form = label.split()[0]  # folder, tfrecord or shards
                 measured = run_child(form, path, args.steps, env)
                 result = {"examples": n, "form": label, "copies": args.copies, **measured}
                 print(json.dumps(result), flush=True)
-            for _, path in runs:
+            for path in {path for _, path in runs} | {raw}:
                 shutil.rmtree(path, ignore_errors=True)
     finally:
         shutil.rmtree(work, ignore_errors=True)

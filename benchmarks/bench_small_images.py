@@ -5,6 +5,8 @@
     python benchmarks/bench_small_images.py
     # where a run's CPU goes: data checks, the input pipeline, the model steps
     python benchmarks/bench_small_images.py --costs --only resnet8:28
+    # an architecture before it becomes a preset: 1 block a stage, widths 48/96/192, stem 24
+    python benchmarks/bench_small_images.py --arch r8w48=1:48,96,192:2,2,2:24 --only r8w48:28
     # the main job's pretraining: each backbone pretrained, then transferred to digits per seed
     python benchmarks/bench_small_images.py --main-job mobilenet_v3_small resnet8 --seeds 1 2 3
     # the full table (hours on 2 cores): each candidate trained by recipes/fashion_mnist_full.yaml
@@ -53,18 +55,50 @@ def parse_candidate(text: str) -> tuple[str, int, int | None]:
     return parts[0], int(parts[1]), int(parts[2]) if len(parts) == 3 else None
 
 
-def throughput(name: str, size: int, steps: int, batch: int) -> tuple[float, float]:
-    """(median wall img/s, img per CPU-second) of compiled train steps on random pixels."""
+def parse_arch(text: str):
+    """`NAME=BLOCKS:W1,W2,W3:S1,S2,S3[:STEM]`, e.g. `r8w48=1:48,96,192:2,2,2:24`: a
+    small_resnet architecture that is not (yet) a preset."""
+    from tltk.backbones.small_resnet import SmallResNetArch
+
+    try:
+        name, spec = text.split("=", 1)
+        blocks, widths, strides, *stem = spec.split(":")
+        arch = SmallResNetArch(
+            int(blocks),
+            tuple(int(w) for w in widths.split(",")),
+            *(int(w) for w in stem[:1]),
+            strides=tuple(int(s) for s in strides.split(",")),
+        )
+    except ValueError as err:
+        form = "NAME=BLOCKS:W1,W2,W3:S1,S2,S3[:STEM]"
+        raise SystemExit(f"--arch {text!r}: write {form} ({err})") from None
+    return name, arch
+
+
+def _backbone(name: str, size: int, archs: dict):
+    from tltk.backbones import build_backbone
+    from tltk.backbones.small_resnet import build_arch
+    from tltk.recipe import BackboneConfig
+
+    if name in archs:
+        return build_arch(archs[name], name, size)
+    return build_backbone(BackboneConfig(name=name, weights=None, image_size=size, bn_momentum=0.9))
+
+
+def throughput(
+    name: str, size: int, steps: int, batch: int, archs: dict | None = None
+) -> tuple[float, float]:
+    """(median wall img/s, img per CPU-second) of compiled train steps on random pixels,
+    with the recipe's optimizer (SGD, Nesterov momentum 0.9, weight decay 5e-4)."""
     import keras
     import numpy as np
 
-    from tltk.backbones import build_backbone
     from tltk.model import build_model
-    from tltk.recipe import BackboneConfig, HeadConfig
+    from tltk.recipe import HeadConfig
 
-    bb = build_backbone(BackboneConfig(name=name, weights=None, image_size=size, bn_momentum=0.9))
-    model = build_model(bb, HeadConfig(dropout=0.0), 10).model
-    model.compile(keras.optimizers.SGD(0.1, momentum=0.9), "categorical_crossentropy")
+    model = build_model(_backbone(name, size, archs or {}), HeadConfig(dropout=0.0), 10).model
+    sgd = keras.optimizers.SGD(0.1, momentum=0.9, nesterov=True, weight_decay=5e-4)
+    model.compile(sgd, "categorical_crossentropy")
     rng = np.random.default_rng(0)
     x = rng.uniform(0, 255, (batch, size, size, 3)).astype("float32")
     y = keras.utils.to_categorical(rng.integers(0, 10, batch), 10)
@@ -223,14 +257,22 @@ def main() -> None:
         help="pretrain as the main job does, transfer to digits (each --seeds)",
     )
     p.add_argument("--seeds", nargs="*", type=int, default=[1, 2, 3])
+    p.add_argument(
+        "--arch",
+        nargs="*",
+        default=[],
+        help="throughput of unregistered small_resnet architectures NAME=BLOCKS:W1,W2,W3:"
+        "S1,S2,S3[:STEM] (then name them in --only NAME:PX)",
+    )
     args = p.parse_args()
+    archs = dict(parse_arch(a) for a in args.arch)
     if args.main_job is not None:
         return main_job(args.main_job or list(PRETRAININGS), args.seeds)
     rows = []
     for name, size, epochs in map(parse_candidate, args.only or CANDIDATES):
         epochs = args.epochs if args.epochs is not None else epochs
         row: dict = {"backbone": name, "image_size": size}
-        wall, per_cpu_s = throughput(name, size, args.steps, args.batch)
+        wall, per_cpu_s = throughput(name, size, args.steps, args.batch, archs)
         row["train_img_s"] = round(wall, 1)
         row["img_per_cpu_s"] = round(per_cpu_s, 1)
         if args.costs:

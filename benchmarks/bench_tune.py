@@ -51,6 +51,9 @@ def main() -> None:
     parser = argparse.ArgumentParser()
     parser.add_argument("--trials", type=int, default=6)
     parser.add_argument("--out", type=Path, default=Path("/tmp/bench_tune"))
+    parser.add_argument(
+        "--modes", default="shared,whole", help="which searches: shared, whole or both"
+    )
     args = parser.parse_args()
     from helpers import make_image_folder
 
@@ -66,7 +69,8 @@ def main() -> None:
         rss.append(rss_mb())
 
     tuner.RecipeTuner.on_trial_end = on_trial_end
-    for shared in (True, False):
+    modes = args.modes.split(",")
+    for shared in [m == "shared" for m in ("shared", "whole") if m in modes]:
         rss.clear()
         cpu0, wall0 = cpu_s(), time.perf_counter()
         result = tltk.tune(recipe(args.out, args.trials, shared))
@@ -75,6 +79,8 @@ def main() -> None:
         print(f"{mode}: {args.trials} trials, {cpu:.1f} CPU-s, {wall:.1f} s wall, "
               f"best {result.best_value:.3f}")  # fmt: skip
         print(f"  RSS after each trial (MB): {' '.join(f'{v:.0f}' for v in rss)}")
+        peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+        print(f"  peak RSS of the process so far: {peak:.0f} MB")
         if len(rss) > 2:
             growth = (rss[-1] - rss[1]) / rss[1] * 100
             print(f"  growth from trial 2 to trial {len(rss)}: {growth:+.1f} %")

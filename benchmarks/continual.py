@@ -14,6 +14,9 @@ the new classes' accuracy, overall accuracy, and the wall and CPU seconds of the
     .venv/bin/python benchmarks/continual.py digits
     .venv/bin/python benchmarks/continual.py fashion --strategies finetune,rehearsal+distill
     .venv/bin/python benchmarks/continual.py debian --json debian.json
+    # continue steps of one head phase (3 epochs on cached features), from a finished first run
+    .venv/bin/python benchmarks/continual.py digits --first runs/bench_continual/cl_digits/RUN \\
+        --continue-set 'phases=[{name: head, train: head, epochs: 3, learning_rate: 0.003}]'
 """
 
 from __future__ import annotations
@@ -204,28 +207,46 @@ def _timed(fn, *args, **kwargs):
     return result, time.perf_counter() - wall0, usage.ru_utime + usage.ru_stime - cpu0
 
 
-def run_suite(name: str, strategies: list[str], runs_dir: Path, overrides: list[str]) -> dict:
+def run_suite(
+    name: str,
+    strategies: list[str],
+    runs_dir: Path,
+    overrides: list[str],
+    *,
+    continue_overrides: list[str] = (),
+    first_run: str | None = None,
+    retrain: bool = True,
+) -> dict:
+    """The suite's first run (or `first_run`, a finished one), each strategy's continue steps
+    (`continue_overrides` after `overrides`), and the retrain on everything (unless not
+    `retrain`)."""
     import tltk
 
     suite = SUITES[name]
     tasks, everything = write_tasks(suite, ROOT / "data" / "continual" / name)
     base = {**suite.recipe, "name": f"cl_{name}", "train": {**suite.recipe["train"],
             "runs_dir": str(runs_dir)}}  # fmt: skip
-    first = _with_data(base, tasks[0])
-    result, wall, cpu = _timed(tltk.train, first, overrides=overrides, resume=False)
-    rows = {"first": {"run": str(result.run_dir), "accuracy": result.metrics["accuracy"],
-                      "wall_s": wall, "cpu_s": cpu}}  # fmt: skip
-    print(f"first group: accuracy {result.metrics['accuracy']:.4f} ({wall:.0f} s, cpu {cpu:.0f} s)")
+    if first_run is None:
+        first = _with_data(base, tasks[0])
+        result, wall, cpu = _timed(tltk.train, first, overrides=overrides, resume=False)
+        past_dir, accuracy = result.run_dir, result.metrics["accuracy"]
+    else:
+        past_dir, wall, cpu = Path(first_run).resolve(), None, None
+        accuracy = json.loads((past_dir / "metrics.json").read_text())["accuracy"]
+    rows = {"first": {"run": str(past_dir), "accuracy": accuracy, "wall_s": wall, "cpu_s": cpu}}
+    print(f"first group: accuracy {accuracy:.4f} ({past_dir}; wall {wall} s, cpu {cpu} s)")
     for strategy in strategies:
-        past, steps = result.run_dir, []
+        past, steps = past_dir, []
         for task in tasks[1:]:
-            sets = [*overrides, f"continue_from.strategy={strategy}"]
+            sets = [*overrides, *continue_overrides, f"continue_from.strategy={strategy}"]
             done, wall, cpu = _timed(tltk.continue_run, past, task, overrides=sets, resume=False)
             block = done.metrics["continual"]
             steps.append({**block["lineage"][-1], "wall_s": wall, "cpu_s": cpu})
             past = done.run_dir
         rows[strategy] = steps
         _print_steps(strategy, steps)
+    if not retrain:
+        return rows
     full = _with_data({**base, "replay": {"budget": 0}}, everything)
     done, wall, cpu = _timed(tltk.train, full, overrides=overrides, resume=False)
     rows["retrain"] = {"accuracy": done.metrics["accuracy"], "wall_s": wall, "cpu_s": cpu,
@@ -243,7 +264,8 @@ def _print_steps(strategy: str, steps: list[dict]) -> None:
     for s in steps:
         print(
             f"{strategy:>18} step {s['step']}: old {s['old_before']:.4f} -> {s['old_after']:.4f} "
-            f"(forgetting {s['forgetting']:+.4f}), new {s['new']:.4f}, overall "
+            f"(forgetting {s['forgetting']:+.4f}; among the old classes "
+            f"{s.get('old_among_old') or 0:.4f}), new {s['new']:.4f}, overall "
             f"{s['overall']:.4f} ({s['wall_s']:.0f} s, cpu {s['cpu_s']:.0f} s)"
         )
 
@@ -254,9 +276,16 @@ def main() -> None:
     parser.add_argument("--strategies", default=",".join(STRATEGIES))
     parser.add_argument("--runs-dir", default=str(ROOT / "runs" / "bench_continual"))
     parser.add_argument("--set", action="append", default=[], metavar="KEY=VALUE")
+    parser.add_argument("--continue-set", action="append", default=[], metavar="KEY=VALUE",
+                        help="overrides of the continue steps only (after --set)")  # fmt: skip
+    parser.add_argument("--first", help="a finished first run of the suite to continue from")
+    parser.add_argument("--no-retrain", action="store_true", help="skip the retrain row")
     parser.add_argument("--json", help="write the results here")
     args = parser.parse_args()
-    rows = run_suite(args.suite, args.strategies.split(","), Path(args.runs_dir), args.set)
+    rows = run_suite(
+        args.suite, args.strategies.split(","), Path(args.runs_dir), args.set,
+        continue_overrides=args.continue_set, first_run=args.first, retrain=not args.no_retrain,
+    )  # fmt: skip
     if args.json:
         Path(args.json).write_text(json.dumps(rows, indent=2))
     print(yaml.safe_dump(rows, sort_keys=False))

@@ -21,10 +21,16 @@ from tltk.quiet import drop_startup_noise, import_tensorflow_quietly
 CLASSES = ["a", "b", "c"]
 
 
-def write_recipe(tmp_path: Path) -> Path:
-    data = make_image_folder(tmp_path / "images", {c: 10 for c in CLASSES}, size=32)
+def write_recipe(tmp_path: Path, small: bool = False) -> Path:
+    """The tiny recipe on 30 generated images; `small`: resnet8 at 16 px (the cheapest backbone
+    to train and export: for commands that run it) instead of MobileNetV3-Small at 32 px."""
+    size = 16 if small else 32
+    data = make_image_folder(tmp_path / "images", {c: 10 for c in CLASSES}, size=size)
+    recipe = tiny_recipe(tmp_path, data, top="top:2" if small else "top:1")
+    if small:
+        recipe["backbone"].update(name="resnet8", image_size=size)
     path = tmp_path / "tiny.yaml"
-    path.write_text(yaml.safe_dump(tiny_recipe(tmp_path, data)))
+    path.write_text(yaml.safe_dump(recipe))
     return path
 
 
@@ -75,7 +81,7 @@ def test_missing_data_is_a_clear_error(tmp_path, capsys):
 
 @pytest.mark.slow
 def test_train_evaluate_export_predict(tmp_path, capsys):
-    recipe = write_recipe(tmp_path)
+    recipe = write_recipe(tmp_path, small=True)
     assert main(["train", str(recipe)]) == 0
     out = capsys.readouterr().out
     assert "classification on test" in out and "Parity" in out
@@ -200,14 +206,14 @@ def test_os_errors_are_one_line_and_bugs_keep_their_traceback(tmp_path, capsys, 
     def buggy(args):
         raise ValueError("a bug outside tltk's own raises")
 
-    monkeypatch.setattr("tltk.cli.cmd_data", buggy)
+    monkeypatch.setattr("tltk.cli.data.cmd_data", buggy)
     with pytest.raises(ValueError, match="a bug outside"):
         main(["data", "digits", str(tmp_path)])
 
     def interrupted(args):
         raise KeyboardInterrupt
 
-    monkeypatch.setattr("tltk.cli.cmd_data", interrupted)
+    monkeypatch.setattr("tltk.cli.data.cmd_data", interrupted)
     assert main(["data", "digits", str(tmp_path)]) == 130
     assert capsys.readouterr().err == "tltk data: interrupted\n"
 

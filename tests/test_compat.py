@@ -66,3 +66,37 @@ def test_the_ema_swap_reaches_the_private_state_of_keras_callback():
     assert keras.callbacks.SwapEMAWeights(swap_on_epoch=True)._ema_weights_in_model is False
     assert EMAWeightSwap(swapped=True).swapped and not EMAWeightSwap().swapped
     assert callable(keras.callbacks.SwapEMAWeights()._finalize_ema_values)
+
+
+def test_released_custom_gradients_frees_the_graphs_a_fit_traced():
+    """A fit traces Keras' train step, whose optimizer registers a custom gradient holding the
+    step's graph; inside the block the gradient works, after it the graph can be freed."""
+    import gc
+    import weakref
+
+    from tensorflow.python.framework import ops
+
+    from tltk.compat import CUSTOM_GRADIENT_PREFIX, released_custom_gradients
+
+    def custom_gradients() -> set[str]:
+        return {n for n in ops._gradient_registry._registry if n.startswith(CUSTOM_GRADIENT_PREFIX)}
+
+    before = custom_gradients()
+    with released_custom_gradients():
+        model = keras.Sequential([keras.Input((3,)), keras.layers.Dense(1)])
+        model.compile(optimizer=keras.optimizers.SGD(0.1), loss="mse")
+        x, y = np.ones((8, 3), "float32"), np.zeros((8, 1), "float32")
+        loss = model.fit(x, y, epochs=2, batch_size=4, verbose=0).history["loss"]
+        assert loss[1] < loss[0]  # the gradient was there while the step was traced
+        traced = custom_gradients() - before
+        assert traced  # the train step registered its gradient
+        graphs = [
+            weakref.ref(o) for o in gc.get_objects() if isinstance(o, tf.Graph) and o is not None
+        ]
+    assert custom_gradients() == before  # what the block registered is gone, nothing else
+    del model
+    keras.backend.clear_session()
+    gc.collect()
+    assert not [
+        g for g in graphs if g() is not None and getattr(g(), "name", "") == "one_step_on_data"
+    ]

@@ -9,7 +9,7 @@ import pytest
 from tltk.backbones.base import lookup
 from tltk.continual.distill import DistillingModel, distillation_loss
 from tltk.continual.features import SCORES_LAYER, scores_inputs
-from tltk.continual.growth import copy_grown, probe_rows, set_new_rows
+from tltk.continual.growth import copy_grown, probe_new_rows, probe_rows, set_new_rows
 from tltk.model import build_model
 from tltk.recipe import HeadConfig
 
@@ -83,6 +83,34 @@ def test_probe_fits_the_new_rows_against_the_fixed_old_ones():
     np.testing.assert_array_equal(again, kernel)
 
 
+def test_new_rows_from_new_classes_alone_leave_the_old_classes_reachable():
+    # No example of an old class (finetune, distill): fitted against the fixed old rows, the
+    # new rows' biases grow without bound and the old classes lose every example before any
+    # training; fitted among the new classes, both keep their examples.
+    features, labels, _ = _blobs(4, 30, seed=3)
+    new = labels >= 2
+    # The old rows: a softmax classifier of classes 0, 1 trained on their examples alone.
+    old_kernel, old_bias = probe_rows(
+        features[~new], labels[~new], np.zeros((6, 0)), np.zeros(0), 2
+    )
+    kernel, bias, how = probe_new_rows(features[new], labels[new], old_kernel, old_bias, 4)
+    assert "among the new classes" in how
+    assert float(bias.mean()) == pytest.approx(float(old_bias.mean()), abs=1e-4)
+
+    def right(kernel, bias):
+        logits = features @ np.concatenate([old_kernel, kernel], 1)
+        return (logits + np.concatenate([old_bias, bias])).argmax(1) == labels
+
+    assert right(kernel, bias)[~new].mean() > 0.9 and right(kernel, bias)[new].mean() > 0.9
+    unbounded = probe_rows(features[new], labels[new], old_kernel, old_bias, 4)
+    assert right(*unbounded)[~new].mean() < 0.5  # what growth did before
+    # With old examples among them, the new rows are fitted against the fixed old ones.
+    fixed = probe_new_rows(features, labels, old_kernel, old_bias, 4)
+    np.testing.assert_array_equal(
+        fixed[0], probe_rows(features, labels, old_kernel, old_bias, 4)[0]
+    )
+
+
 def test_set_new_rows_leaves_the_old_columns_alone():
     old, new = _models(2, 2)
     copy_grown(old.model, new.model)
@@ -138,3 +166,31 @@ def test_distilling_model_adds_the_teachers_soft_targets_and_keeps_the_teacher()
     for a, b in zip(frozen, teacher.get_weights(), strict=True):
         np.testing.assert_array_equal(a, b)
     np.testing.assert_allclose(model.predict(x, verbose=0), student.predict(x, verbose=0))
+
+
+def test_growth_features_are_the_feature_caches_so_the_cache_can_start_from_them(tmp_path):
+    from helpers import make_image_folder
+
+    from tltk import tasks
+    from tltk.continual.features import split_features
+    from tltk.features import FeatureCache
+    from tltk.recipe import load_recipe
+
+    images = make_image_folder(tmp_path / "images", {"a": 4, "b": 4}, size=16)
+    recipe = load_recipe({
+        "name": "t", "data": {"path": str(images), "val_fraction": 0.0, "test_fraction": 0.0},
+        "backbone": {"name": "resnet8", "weights": "none", "image_size": 16},
+        "train": {"batch_size": 4},
+    })  # fmt: skip
+    data = tasks.load_data(recipe)
+    task_model = tasks.build_task_model(recipe, data)
+    cache = FeatureCache(recipe, data, task_model, 4, 1, folder=tmp_path / "features")
+    assert cache.known("train") is None
+    computed = cache.features("train")
+    ours = split_features(recipe, task_model, data.splits["train"], 2, 3)  # another batch size
+    np.testing.assert_allclose(ours, computed, rtol=1e-4, atol=1e-5)
+    cache.clear()
+    cache.put("train", ours)
+    np.testing.assert_array_equal(cache.known("train"), ours)
+    with pytest.raises(ValueError, match=r"features of 'train': \(7, "):
+        cache.put("train", ours[:7])

@@ -148,17 +148,21 @@ def test_forgetting_numbers_split_the_test_rows_into_old_and_new():
     y_true = np.array([0, 1, 2, 2, 3, 4, 0, 4])
     predicted = [0, 1, 3, 2, 3, 0, 0, 4]  # old rows: 3 of 4; new classes 2 of 3; new data 3 of 4
     lineage = [{"step": 0, "run": "runs/a", "classes": OLD, "new_classes": OLD, "overall": 0.8}]
-    block = continual_metrics(y_true, _scores(predicted, 5), report=report,
+    scores = _scores(predicted, 5)
+    scores[2, 2] += 0.05  # taken for new class d, but ranked right among the old classes
+    block = continual_metrics(y_true, scores, report=report,
                               before={"accuracy": 1.0}, lineage=lineage, run_dir="runs/b",
                               strategy=["rehearsal"])  # fmt: skip
-    assert block["old_classes"] == {"n": 4, "before": 1.0, "after": 0.75}
+    assert block["old_classes"] == {"n": 4, "before": 1.0, "after": 0.75, "among_old": 1.0}
     assert block["forgetting"] == pytest.approx(0.25)
     assert block["new_classes"] == {"n": 3, "accuracy": pytest.approx(2 / 3)}
     assert block["new_data"]["accuracy"] == pytest.approx(0.75)
     assert block["overall"] == {"n": 8, "accuracy": 0.75}
     step = block["lineage"][-1]
     assert step["step"] == 1 and step["classes"] == [*OLD, "d", "e"] and step["run"] == "runs/b"
-    assert "forgetting 0.2500" in "\n".join(summary_lines(block))
+    assert "forgetting 0.2500  (n=4; among the old classes only 1.0000)" in "\n".join(
+        summary_lines(block)
+    )
 
 
 def test_the_lineage_is_drawn_and_tabled(tmp_path):

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import io
 import json
+import os
 import shutil
 
 import numpy as np
@@ -202,3 +203,25 @@ def test_why_conversion_is_needed_tensorflow_misreads_these():
     for data in (_save(Image.new("1", (16, 16), 1), "BMP"), _save(_solid(), "TIFF")):
         with pytest.raises(tf.errors.InvalidArgumentError):
             tf.io.decode_image(data, channels=3, expand_animations=False)
+
+
+def test_checks_in_small_blocks_find_what_one_block_finds(tmp_path, monkeypatch):
+    import tltk.data.cleaning as cleaning
+
+    root = make_image_folder(tmp_path / "images", {"a": 5, "b": 5})
+    (root / "a" / "cut.jpg").write_bytes(_jpeg_bytes()[:300])
+    (root / "b" / "p.bmp").write_bytes(_save(_solid("P"), "BMP"))
+    (root / "b" / "copy.png").write_bytes(
+        (root / "a" / sorted(os.listdir(root / "a"))[0]).read_bytes()
+    )
+    cfg = DataConfig(path=str(root), val_fraction=0, test_fraction=0)
+    cfg.clean.cache = False
+    whole = load_image_data(cfg, seed=0, report_path=tmp_path / "one" / "report.json")
+    monkeypatch.setattr(cleaning, "CHECK_BLOCK", 3)  # 13 files: blocks of 3, 3, 3, 3, 1
+    blocks = load_image_data(cfg, seed=0, report_path=tmp_path / "two" / "report.json")
+    train, again = whole.splits["train"], blocks.splits["train"]
+    assert len(train) == 12 and again.origins == train.origins
+    assert [c["file"] for c in blocks.report["corrupt"]] == [str(root / "a" / "cut.jpg")]
+    assert [c["file"] for c in blocks.report["converted"]] == [str(root / "b" / "p.bmp")]
+    assert blocks.report["modes"] == whole.report["modes"]
+    assert len(blocks.report["duplicates_within"]["train"]) == 1  # copy.png, by its hash

@@ -11,7 +11,7 @@ from helpers import make_image_folder
 from PIL import Image
 
 from tltk.data import Split, build_pipeline, class_weights
-from tltk.data.pipeline import should_cache
+from tltk.data.passes import should_cache
 from tltk.modalities.image import ImagePreprocessor
 
 PIXELS_8 = ImagePreprocessor(8)
@@ -225,7 +225,8 @@ def test_training_stream_works_under_a_global_seed_of_zero(tmp_path):
 def test_feature_stream_replays_the_split_stream_batch_for_batch(tmp_path, cache, remainder):
     """A split's cached features (here: each example's pixel sum, so a row names its example)
     stream in the very batches of the split itself, from any start batch, memory or memmap."""
-    from tltk.data.pipeline import build_feature_pipeline, stream_order
+    from tltk.data.passes import stream_order
+    from tltk.data.pipeline import build_feature_pipeline
 
     split = _split(tmp_path, {"a": 9, "b": 8})
     kw = dict(num_classes=2, batch_size=5, seed=3, remainder=remainder)

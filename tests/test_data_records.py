@@ -183,3 +183,20 @@ def test_text_records_train_a_vocabulary_from_the_stream(tmp_path):
     vocabulary = backbone.preprocessor.get_vocabulary()
     assert "example" in vocabulary and "8" in vocabulary  # every streamed text was seen
     assert TextModality().serving_examples(split, 2) == ["example 0", "example 1"]
+
+
+def test_splits_csv_names_every_record_where_it_came_from(tmp_path, monkeypatch):
+    import csv
+
+    import tltk.data.report as report
+    from tltk.data.types import LabelledData
+
+    records = write_records(tmp_path / "r", 11, per_file=4)
+    data = LabelledData(["a", "b", "c"], {"train": records_split(records, [0, 3, 4, 5, 9, 10])})
+    monkeypatch.setattr(report, "SPLITS_CSV_BLOCK", 4)  # rows in blocks: two blocks here
+    report.write_split_manifest(data, tmp_path / "splits.csv")
+    rows = list(csv.reader((tmp_path / "splits.csv").open()))
+    split = data.splits["train"]
+    assert rows[0] == ["split", "example", "origin", "label"]
+    assert rows[1:] == [["train", "", split.origin(i), "abc"[split.labels[i]]] for i in range(6)]
+    assert rows[3][2] == "part-001.tfrecord[0]" and rows[-1][2] == "part-002.tfrecord[2]"

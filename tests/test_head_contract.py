@@ -28,6 +28,9 @@ from tltk.modalities.image import ImagePreprocessor
 from tltk.predict import load_exported, predict_images
 from tltk.recipe import load_recipe
 
+# resnet8 at 16 px: the contract is the head type's; the smallest backbone keeps the traces,
+# the export and its parity check cheap.
+SIZE = 16
 COLOURS = {"red": (220, 40, 40), "green": (40, 200, 60), "blue": (50, 60, 230)}
 # Per registered type: the manifest's label cell for an image of colour index c (of 0, 1, 2)
 # and number i, and the data-section keys that make the reader parse it.
@@ -42,14 +45,14 @@ LABELS = {
 
 
 def write_manifest(root: Path, head_type: str, n: int = 18) -> Path:
-    """n 32-px images, a third of each colour, and a CSV manifest of their `head_type` labels."""
+    """n SIZE-px images, a third of each colour, and a CSV manifest of their `head_type` labels."""
     cell, _ = LABELS[head_type]
     rng = np.random.default_rng(0)
     root.mkdir(parents=True, exist_ok=True)
     rows = []
     for i in range(n):
         c = i % 3
-        noise = rng.integers(-30, 31, (32, 32, 3))
+        noise = rng.integers(-30, 31, (SIZE, SIZE, 3))
         pixels = np.clip(np.array(list(COLOURS.values())[c]) + noise, 0, 255).astype(np.uint8)
         Image.fromarray(pixels).save(root / f"{i}.png")
         rows.append({"path": f"{i}.png", "label": cell(c, i)})
@@ -61,7 +64,7 @@ def write_manifest(root: Path, head_type: str, n: int = 18) -> Path:
 
 
 def contract_recipe(tmp_path: Path, head_type: str) -> dict:
-    """One head phase of one step at 32 px on the type's manifest; export with parity."""
+    """One head phase of one step at SIZE px on the type's manifest; export with parity."""
     manifest = write_manifest(tmp_path / "data", head_type)
     recipe = tiny_recipe(
         tmp_path,
@@ -73,6 +76,7 @@ def contract_recipe(tmp_path: Path, head_type: str) -> dict:
                "callbacks": {"tensorboard": False, "early_stopping": None, "reduce_lr": None}},
         export={"parity": True},
     )  # fmt: skip
+    recipe["backbone"].update(name="resnet8", image_size=SIZE)
     recipe["phases"] = recipe["phases"][:1]
     return recipe
 
@@ -96,7 +100,7 @@ def test_label_encoding_targets_and_serving_agree(tmp_path, head_type):
     data = tasks.load_data(recipe)
     train = data.splits["train"]
     ds = build_pipeline(
-        train, num_classes=data.num_classes, preprocessor=ImagePreprocessor(32), batch_size=64,
+        train, num_classes=data.num_classes, preprocessor=ImagePreprocessor(SIZE), batch_size=64,
         training=False,
         seed=0, head_type=head_type,
     )  # fmt: skip
@@ -152,7 +156,7 @@ def test_head_type_end_to_end(tmp_path, head_type):
     files = [str(p) for p in result.data.splits["test"].examples]
     exported = load_exported(result.export_path)
     served = exported([Path(f).read_bytes() for f in files])
-    images = tf.stack([decode_image(tf.io.read_file(f), 32) for f in files])
+    images = tf.stack([decode_image(tf.io.read_file(f), SIZE) for f in files])
     expected = spec.serving_outputs(tf.constant(model.predict(images, verbose=0)), names)
     assert set(served) == set(expected)
     for key, value in expected.items():

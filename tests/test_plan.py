@@ -128,6 +128,21 @@ def test_head_init_auto_keeps_a_recipes_own_head_phase_when_it_is_long_enough():
     assert pl.plan_run(explicit, 1168, 37).init == "probe"
 
 
+def test_a_continue_run_starts_from_its_grown_head_never_a_probe():
+    # A probe over all the scores on the new data alone would refit the old classes' columns:
+    # the grown head (the past run's, new rows added) is the start whatever head.init says.
+    for init in ("auto", "probe", "random"):
+        recipe = _recipe(
+            head={"init": init}, continue_from={"run": "runs/x", "strategy": "distill"}
+        )
+        start, why = pl.head_init(recipe, 100)
+        assert start == "grown" and "continue run" in why
+    plan = pl.plan_run(_recipe(continue_from={"run": "runs/x", "strategy": "distill"}), 500, 16)
+    assert plan.init == "grown" and [p.name for p in plan.phases] == ["finetune"]
+    kw = dict(init="grown", pretrained=True, num_train=170, batch=32)
+    assert pl.warn_short_phases([PhaseConfig(train="all", epochs=1)], 6, **kw) == []
+
+
 def test_short_first_phase_under_a_random_head_warns_with_the_fix():
     phases = [PhaseConfig(name="head", epochs=6), PhaseConfig(train="all", epochs=10)]
     kw = dict(init="random", pretrained=True, num_train=170, batch=32)

@@ -95,3 +95,22 @@ def test_collapse_warning_fires_for_imagenet_family_at_32px_only():
         warnings.simplefilter("error")
         build_backbone(BackboneConfig(name="mobilenet_v3_small", weights=None, image_size=96))
         build_backbone(BackboneConfig(name="resnet20", weights=None, image_size=32))
+
+
+def test_an_unregistered_arch_builds_like_a_preset():
+    from tltk.backbones.small_resnet import PRESETS, SmallResNetArch, build_arch
+
+    arch = SmallResNetArch(blocks_per_stage=2, widths=(24, 48, 96), stem_width=8, strides=(2, 2, 2))
+    bb = build_arch(arch, "resnet14_w24", 28)
+    assert list(bb.groups) == ["stem", "block1", "block2", "block3", "top"]
+    assert bb.model.get_layer("stem_conv").output.shape[1:] == (28, 28, 8)
+    sides = [bb.model.get_layer(f"block{i}_unit2_conv2").output.shape[1:] for i in (1, 2, 3)]
+    assert sides == [(14, 14, 24), (7, 7, 48), (4, 4, 96)]
+    assert bb.info["family"] == "small_resnet"
+    # A preset's arch through build_arch is the registered preset, weight for weight.
+    preset = build_backbone(BackboneConfig(name="resnet8_wide", weights=None, image_size=28))
+    again = build_arch(PRESETS["resnet8_wide"], "resnet8_wide", 28)
+    shapes = [tuple(w.shape) for w in preset.model.weights]
+    assert shapes == [tuple(w.shape) for w in again.model.weights]
+    with pytest.raises(BackboneError, match="resnet14_w24 needs at least 16 px"):
+        build_arch(arch, "resnet14_w24", 12)

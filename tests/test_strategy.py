@@ -21,6 +21,9 @@ cpu = tf.config.list_physical_devices("CPU")[0]
 tf.config.set_logical_device_configuration(cpu, [tf.config.LogicalDeviceConfiguration()] * 2)
 """
 """Script preamble: two logical CPUs stand in for two GPUs (before anything builds a device)."""
+SMALL = {"name": "resnet8", "image_size": 16}
+"""The runs' backbone: what is checked is the strategy's, and resnet8 at 16 px is the cheapest
+to build and trace (twice: one copy per replica)."""
 
 
 def test_detect_strategy_name(monkeypatch):
@@ -60,8 +63,9 @@ def test_small_splits_get_a_first_batch_that_splits_evenly():
 def test_train_under_two_replicas(tmp_path):
     """Two logical CPUs stand in for two GPUs: the model, the per-group-LR optimizer and the
     metrics are built in the strategy's scope, and the global batch is per-replica x 2."""
-    data = make_image_folder(tmp_path / "images", {"a": 12, "b": 12}, size=32)
+    data = make_image_folder(tmp_path / "images", {"a": 12, "b": 12}, size=16)
     recipe = tiny_recipe(tmp_path, data, top="top:2", name="mirrored", export={"enabled": False})
+    recipe["backbone"].update(SMALL)
     recipe["train"].update(batch_size=4, strategy="mirrored")
     recipe["phases"][1]["layerwise_decay"] = 0.5
     path = tmp_path / "recipe.yaml"
@@ -98,8 +102,9 @@ def test_metrics_under_two_replicas_equal_one_replica_on_the_same_weights(tmp_pa
     split evenly, so it is padded with blanks that are never counted. Every metric, and the
     `val_*` logs, must equal the single-replica values; the validation logs must also equal
     Keras' own `evaluate` on the unpadded split."""
-    data = make_image_folder(tmp_path / "images", {"a": 20, "b": 19}, size=32)
+    data = make_image_folder(tmp_path / "images", {"a": 20, "b": 19}, size=16)
     recipe = tiny_recipe(tmp_path, data, name="parity", export={"enabled": False})
+    recipe["backbone"].update(SMALL)
     recipe["data"].update(val_fraction=1 / 3, test_fraction=1 / 3)
     recipe["train"]["batch_size"] = 4
     recipe["head"] = {"l2": 0.01}  # Keras' val_loss includes the penalty; so must ours

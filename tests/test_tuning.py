@@ -416,54 +416,75 @@ def test_later_phase_trials_start_from_one_head_trained_once(tmp_path, counted_f
         assert len(history) == 3  # header, the shared head epoch, the trial's own epoch
 
 
-# --- tltk auto: what it chooses --------------------------------------------------------------
+@pytest.fixture
+def feature_passes(monkeypatch):
+    """Every backbone pass over a split for cached features (FeatureCache._compute), by split."""
+    from tltk.features import FeatureCache
+
+    passes: list[str] = []
+    real_compute = FeatureCache._compute
+
+    def compute(self, split):
+        passes.append(split)
+        return real_compute(self, split)
+
+    monkeypatch.setattr(FeatureCache, "_compute", compute)
+    return passes
 
 
-def test_auto_picks_a_small_scratch_backbone_for_small_images_without_weights(
-    tmp_path, monkeypatch
+def head_only_search(tmp_path, folder: str):
+    raw = real_search(tmp_path, {"head.dropout": [0.0, 0.5], "phases.0.learning_rate": [0.01]})
+    raw["phases"] = raw["phases"][:1]  # the head phase alone: every epoch on cached features
+    raw["phases"][0]["epochs"] = 2
+    raw["train"]["runs_dir"] = str(tmp_path / folder)
+    return raw
+
+
+@pytest.mark.slow
+def test_a_head_key_search_runs_the_backbone_once_for_every_trial(
+    tmp_path, feature_passes, monkeypatch
 ):
-    from tltk.tuning.auto import plan
+    import tltk
+    from tltk.tuning import search, shared_head
 
-    monkeypatch.setenv("TLTK_WEIGHTS_DIR", str(tmp_path / "no-weights"))
-    folder = make_image_folder(tmp_path / "images", {"a": 4, "b": 4}, size=16)
-    raw, reasons = plan(folder, "10m")
-    recipe = load_recipe(raw)  # a valid recipe, its space checked
-    assert (recipe.backbone.name, recipe.backbone.image_size) == ("resnet20", 32)
-    assert recipe.tune.max_time == pytest.approx(420) and recipe.tune.max_trials is None
-    assert "8 images in 2 classes, median side 16 px" in reasons[0]
-    assert any("resnet20" in r for r in reasons)
-
-
-def test_auto_takes_imagenet_weights_when_they_are_offline(tmp_path, monkeypatch):
-    from tltk.tuning.auto import plan
-
-    weights = tmp_path / "weights"
-    weights.mkdir()
-    (weights / "efficientnet_lite0_imagenet_notop.weights.h5").write_bytes(b"")
-    monkeypatch.setenv("TLTK_WEIGHTS_DIR", str(weights))
-    folder = make_image_folder(tmp_path / "images", {"a": 3, "b": 3}, size=180)
-    recipe = load_recipe(plan(folder, 600)[0])
-    assert (recipe.backbone.name, recipe.backbone.weights) == ("efficientnet_lite0", "imagenet")
-    assert recipe.backbone.image_size == 224
+    recipe = load_recipe(head_only_search(tmp_path, "shared"))
+    assert shared_head.head_phase_keys_only(recipe)
+    shared = tltk.tune(recipe)
+    # Two trials, each a cached head phase on train and val: one backbone pass per split.
+    assert feature_passes == ["train", "val"]
+    assert len(shared.rows) == 2 and {r["head.dropout"] for r in shared.rows} == {0.0, 0.5}
+    # Without the store each trial runs the backbone itself, and learns exactly the same.
+    monkeypatch.setattr(search.shared_head, "head_phase_keys_only", lambda recipe: False)
+    feature_passes.clear()
+    alone = tltk.tune(head_only_search(tmp_path, "alone"))
+    assert feature_passes == ["train", "val", "train", "val"]
+    for a, b in zip(shared.rows, alone.rows, strict=True):
+        assert a["head.dropout"] == b["head.dropout"]
+        history = [read_history(Path(r["run"])) for r in (a, b)]
+        for column in ("loss", "val_loss"):
+            assert history[0][column] == pytest.approx(history[1][column], rel=1e-4, abs=1e-5)
 
 
-def test_auto_sizes_the_text_sequence_from_the_data(tmp_path, monkeypatch):
-    from tltk.tuning.auto import AutoError, plan
+def read_history(run: Path) -> dict[str, list[float]]:
+    from tltk.plots import read_history_csv
 
-    texts = tmp_path / "texts.csv"
-    rows = [f"{' '.join(['word'] * n)},{'ab'[n % 2]}" for n in range(1, 21)]
-    texts.write_text("text,label\n" + "\n".join(rows) + "\n")
-    monkeypatch.chdir(tmp_path)  # no models/all-MiniLM-L6-v2 here
-    raw, _ = plan(texts, "5m")
-    assert load_recipe(raw).backbone.name == "text_rnn"
-    minilm = tmp_path / "models" / "all-MiniLM-L6-v2"
-    minilm.mkdir(parents=True)
-    (minilm / "config.json").write_text("{}")
-    raw, reasons = plan(texts, "5m")
-    # 95 % of the texts have at most 19 words: 19 x 1.4 = 26 tokens -> 32
-    assert raw["backbone"]["sequence_length"] == 32 and "at most 19 words" in reasons[0]
-    with pytest.raises(AutoError, match="class folders"):
-        plan(tmp_path / "notes.md", "5m")
+    return read_history_csv(run / "history.csv")
+
+
+@pytest.mark.parametrize(
+    ("space", "expected"),
+    [
+        ({"head.dropout": [0.0, 0.2], "phases.1.learning_rate": [0.1, 0.01]}, True),
+        ({"phases.0.learning_rate": [0.1, 0.01], "head.label_smoothing": [0.0, 0.1]}, True),
+        ({"head.pooling": ["avg", "max"]}, False),
+        ({"backbone.image_size": [16, 32]}, False),
+        ({"augment.policy": ["none", "light"]}, False),
+    ],
+)
+def test_which_searches_share_one_feature_pass(tmp_path, space, expected):
+    from tltk.tuning.shared_head import head_phase_keys_only
+
+    assert head_phase_keys_only(load_recipe(searched(tmp_path, space=space))) is expected
 
 
 def test_cli_tune_errors_are_one_line_and_exit_2(tmp_path, capsys):

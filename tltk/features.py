@@ -15,6 +15,10 @@ replicas), in split order, with a progress bar; they are kept in memory when the
 RUN/features/. Their training stream is the split's own (`build_feature_pipeline`), so a cached
 phase sees the batches its uncached twin would.
 
+Runs in one process that would compute the very same features (the trials of a search over
+head-phase keys: `tltk.tuning.shared_head.head_phase_keys_only`) can share them through a
+`SharedFeatures` store: the first run computes them, the others take them.
+
 What differs from the uncached phase: the backbone runs in inference mode, so dropout inside
 a frozen backbone (BERT's hidden dropout) is off here while an uncached `fit` applies it; the
 head's own dropout is applied as ever.
@@ -23,6 +27,8 @@ head's own dropout is applied as ever.
 from __future__ import annotations
 
 import contextlib
+import hashlib
+import json
 import shutil
 import time
 from dataclasses import dataclass, field
@@ -34,7 +40,8 @@ import tensorflow as tf
 
 from tltk import tasks
 from tltk.data import LabelledData
-from tltk.data.pipeline import build_feature_pipeline, memory_bytes, predict_unpadded
+from tltk.data.passes import memory_bytes
+from tltk.data.pipeline import build_feature_pipeline, predict_unpadded
 from tltk.heads.trunk import POOLED_LAYER
 from tltk.log import say
 from tltk.model import TaskModel
@@ -80,6 +87,26 @@ def cache_decision(recipe: Recipe, task_model: TaskModel, train_groups: list[str
 
 
 @dataclass
+class SharedFeatures:
+    """Pooled features of a run's initial backbone, kept for the later runs of this process.
+
+    A split's features are a function of its examples and labels, the backbone's weights, the
+    input pipeline's recipe keys (modality, backbone, data, head pooling) and the dtype policy;
+    they are stored under a digest of exactly those, so a run whose backbone or data differ
+    (another seed's random weights, another image size) computes its own. Only features held in
+    memory are kept (on-disk ones live in their run's folder); only those of the backbone as a
+    run starts (before any phase trains it), so the store holds one entry per split and
+    distinct start.
+    """
+
+    arrays: dict[str, np.ndarray] = field(default_factory=dict)
+    computed: int = 0
+    """Feature passes run (a split's features computed by the backbone)."""
+    reused: int = 0
+    """Splits a run took from the store instead."""
+
+
+@dataclass
 class FeatureCache:
     """The pooled features of each split for one backbone state, computed on first use.
 
@@ -98,8 +125,12 @@ class FeatureCache:
     strategy: tf.distribute.Strategy | None = None
     """The run's strategy: the head model is built in its scope, so that `fit` under several
     replicas (or workers) makes the optimizer's variables there."""
+    shared: SharedFeatures | None = None
+    """Features shared with other runs of this process (a search's trials), if any."""
     _split: SplitModel | None = None
     _arrays: dict[str, np.ndarray] = field(default_factory=dict)
+    _initial: bool = True
+    """No phase has trained the backbone yet in this process (`clear` not called)."""
 
     @property
     def split_model(self) -> SplitModel:
@@ -112,8 +143,42 @@ class FeatureCache:
     def features(self, split: str) -> np.ndarray:
         """[N, C] float32 pooled features of `split`, in the split's order."""
         if split not in self._arrays:
-            self._arrays[split] = self._compute(split)
+            self._arrays[split] = self._shared_or_computed(split)
         return self._arrays[split]
+
+    def _shared_or_computed(self, split: str) -> np.ndarray:
+        store = self.shared if self._initial else None
+        if store is None:
+            return self._compute(split)
+        key = self._digest(split)
+        if key in store.arrays:
+            store.reused += 1
+            say(f"Features of '{split}': the same backbone and data as an earlier run's; reused")
+            return store.arrays[key]
+        features = self._compute(split)
+        store.computed += 1
+        if not isinstance(features, np.memmap):
+            store.arrays[key] = features
+        return features
+
+    def _digest(self, split: str) -> str:
+        """What the features of `split` are a function of (see `SharedFeatures`)."""
+        recipe, examples = self.recipe, self.data.splits[split]
+        inputs = {
+            "split": split,
+            "modality": recipe.modality,
+            "backbone": recipe.backbone.model_dump(mode="json"),
+            "data": recipe.data.model_dump(mode="json"),
+            "pooling": recipe.head.pooling,
+            "policy": keras.mixed_precision.global_policy().name,
+        }
+        digest = hashlib.sha256(json.dumps(inputs, sort_keys=True, default=str).encode())
+        for i in range(len(examples)):
+            digest.update(examples.origin(i).encode() + b"\0")
+        digest.update(np.ascontiguousarray(examples.labels).tobytes())
+        for weight in self.split_model.extractor.weights:
+            digest.update(np.ascontiguousarray(keras.ops.convert_to_numpy(weight)).tobytes())
+        return digest.hexdigest()
 
     def pipeline(self, split: str, batch: int, *, training: bool, start_batch: int = 0):
         """`tasks.pipeline`'s batches of `split`, with features in place of the inputs."""
@@ -130,7 +195,21 @@ class FeatureCache:
             start_batch=start_batch,
         )
 
+    def known(self, split: str) -> np.ndarray | None:
+        """`split`'s features if they are computed (or `put`) and still valid, else None."""
+        return self._arrays.get(split)
+
+    def put(self, split: str, features: np.ndarray) -> None:
+        """Features of `split` computed elsewhere from the backbone as it is now (a continue
+        run's growth probe), so that they are not computed again."""
+        n, width = len(self.data.splits[split]), int(self.split_model.extractor.output.shape[-1])
+        if np.shape(features) != (n, width):
+            raise ValueError(f"features of '{split}': {np.shape(features)}, not {(n, width)}")
+        self._arrays[split] = np.asarray(features, np.float32)
+
     def clear(self) -> None:
+        """Forget the features: the backbone is about to change (or the run ends)."""
+        self._initial = False
         self._arrays.clear()
         shutil.rmtree(self.folder, ignore_errors=True)
 

@@ -28,8 +28,8 @@ from tltk import tasks
 from tltk.callback_state import CallbackState, backed_up_epoch
 from tltk.callbacks import ValidationMetrics, check_finite_weights, phase_callbacks
 from tltk.data import LabelledData
-from tltk.data.pipeline import batches_per_pass
-from tltk.features import FeatureCache, cache_decision
+from tltk.data.passes import batches_per_pass
+from tltk.features import FeatureCache, SharedFeatures, cache_decision
 from tltk.hardware import Hardware
 from tltk.head_start import start_head
 from tltk.io import save_weights_atomic
@@ -80,20 +80,23 @@ def prepare(
     strategy: tf.distribute.Strategy,
     role: Role,
     hardware: Hardware,
+    shared_features: SharedFeatures | None = None,
 ) -> Fit:
     """Model in the strategy's scope, batch sizes, validation and class weights; what the
-    hardware made of the recipe's `auto` values is logged and kept in RUN/state.json."""
+    hardware made of the recipe's `auto` values is logged and kept in RUN/state.json.
+    `shared_features`: features other runs of this process computed (`SharedFeatures`)."""
     replicas = strategy.num_replicas_in_sync
     global_batch = hardware.global_batch
     _say(f"Strategy: {describe(strategy)}; global batch {global_batch}")
     _say(f"Hardware: {hardware.describe()}")
     run.state["hardware"] = hardware.as_dict()
     run.save()
+    grown_features = None  # the training split's features a continue run's growth computed
     with strategy.scope():
         if recipe.continue_from is not None:
             from tltk.continual.model import continue_models
 
-            task_model, train_model = continue_models(recipe, run, data)
+            task_model, train_model, grown_features = continue_models(recipe, run, data)
         else:
             task_model = tasks.build_task_model(recipe, data)
             train_model = task_model.model
@@ -127,6 +130,12 @@ def prepare(
         plan.phases, steps, init=plan.init, pretrained=pl.starts_pretrained(recipe),
         num_train=n_train, batch=train_batch,
     )  # fmt: skip
+    features = FeatureCache(
+        recipe, data, task_model, global_batch, replicas, folder=run.dir / "features",
+        strategy=strategy, shared=shared_features,
+    )  # fmt: skip
+    if grown_features is not None:
+        features.put("train", grown_features)
     return Fit(
         recipe=recipe,
         run=run,
@@ -140,15 +149,7 @@ def prepare(
         validation=validation,
         class_weight=tasks.class_weight(recipe, data),
         plan=plan,
-        features=FeatureCache(
-            recipe,
-            data,
-            task_model,
-            global_batch,
-            replicas,
-            folder=run.dir / "features",
-            strategy=strategy,
-        ),
+        features=features,
         train_model=train_model,
     )
 

@@ -43,6 +43,12 @@ WARMUP_FRACTION = 0.1
 """The default fine-tune's warm-up, a fraction of its steps (at least one step)."""
 
 
+FITTED_STARTS = ("probe", "grown")
+"""Head starts that are fitted already, so a run needs no head phase for them: the linear probe,
+and a continue run's grown head (the past run's scores, new rows from a probe:
+tltk/continual/growth.py)."""
+
+
 class PlanWarning(UserWarning):
     """A phase plan that will probably not learn what it should."""
 
@@ -65,7 +71,7 @@ class Plan:
 
     phases: list[PhaseConfig]
     init: str
-    """"probe" or "random" (`head.init` resolved)."""
+    """"probe", "random" (`head.init` resolved) or "grown" (a continue run)."""
     why: str
     """Why that head start."""
     description: str | None
@@ -104,7 +110,9 @@ def starts_pretrained(recipe: Recipe) -> bool:
 def head_init(
     recipe: Recipe, num_train: int, steps_per_epoch: int | None = None
 ) -> tuple[str, str]:
-    """("probe" | "random", why) for `head.init`; ValueError when `probe` cannot apply.
+    """("probe" | "random" | "grown", why) for `head.init`; ValueError when `probe` cannot
+    apply. A continue run's head is the past run's, grown by the new classes: `head.init` does
+    not apply (a probe on the new data would refit the old classes' scores too).
 
     `auto` keeps a recipe's own head start: a first phase that trains the head alone for at
     least MIN_HEAD_STEPS optimizer steps (of `steps_per_epoch` an epoch) starts it at random,
@@ -113,6 +121,8 @@ def head_init(
     from tltk.heads import get_head
     from tltk.probe import ACTIVATIONS
 
+    if recipe.continue_from is not None:
+        return "grown", "a continue run: the past run's head, grown by the new classes"
     asked = recipe.head.init
     reasons = []
     if recipe.head.hidden_units:
@@ -153,8 +163,8 @@ def default_plan(
             warmup_epochs=min(1.0, 0.05 * epochs), batchnorm="train",
         )  # fmt: skip
         return [phase], f"Plan: {epoch}; from scratch: {_describe(phase, steps_per_epoch)}"
-    phases, start = [], "probe"
-    if init != "probe":
+    phases, start = [], init
+    if init not in FITTED_STARTS:
         epochs = _epochs(HEAD_STEPS, steps_per_epoch, (1, 50))
         phases.append(PhaseConfig(name="head", train="head", epochs=epochs, learning_rate=1e-3))
         start = f"head {_describe(phases[0], steps_per_epoch)}"
@@ -202,7 +212,7 @@ def warn_short_phases(
 ) -> list[str]:
     """Warn (PlanWarning) about a first phase too short for a randomly initialised head, and
     about fine-tuning a pretrained backbone under one; returns the messages."""
-    if init == "probe" or not phases:
+    if init in FITTED_STARTS or not phases:
         return []
     first, messages = phases[0], []
     length = phase_length(first, steps_per_epoch)

@@ -17,8 +17,9 @@ import numpy as np
 import tensorflow as tf
 
 from tltk.data import LabelledData
-from tltk.data.pipeline import StreamOrder, predict_unpadded
-from tltk.data.pipeline import stream_order as data_stream_order
+from tltk.data.passes import StreamOrder
+from tltk.data.passes import stream_order as data_stream_order
+from tltk.data.pipeline import predict_unpadded
 from tltk.data.types import Split
 from tltk.heads import get_head
 from tltk.heads.base import HeadSpec

@@ -30,6 +30,7 @@ from tltk.continual.hooks import forgetting, keep_buffer, report_forgetting
 from tltk.data import LabelledData
 from tltk.data.images import write_split_manifest
 from tltk.errors import TltkError
+from tltk.features import SharedFeatures
 from tltk.fitting import load_phase_result, prepare, run_phase, sync_phase_state
 from tltk.hardware import Hardware, choose
 from tltk.io import atomic_write_json, save_weights_atomic
@@ -70,9 +71,11 @@ def train(
     overrides: list[str] | tuple = (),
     run_dir: str | Path | None = None,
     resume: bool = True,
+    shared_features: SharedFeatures | None = None,
 ) -> TrainResult | None:
     """Run a whole recipe. Re-running an unfinished recipe resumes it where it stopped; a
-    finished one is not trained again (`resume=False` starts a new run).
+    finished one is not trained again (`resume=False` starts a new run). `shared_features`:
+    the backbone features of earlier runs of this process (a search's trials), to reuse.
 
     Under several workers (TF_CONFIG) every worker calls this with the same recipe; a worker
     other than the chief gets None when the chief's run had already finished (it has no run
@@ -103,7 +106,7 @@ def train(
             hardware = choose(recipe.train, strategy, role)
             with _dtype_policy(hardware.precision):
                 try:
-                    return _train(recipe, run, strategy, role, hardware)
+                    return _train(recipe, run, strategy, role, hardware, shared_features)
                 except Exception as error:
                     run.fail(error)  # before any training: nothing left that looks like work
                     raise
@@ -138,24 +141,32 @@ def _explain_lost_worker(role: Role) -> Iterator[None]:
 
 
 def _train(
-    recipe: Recipe, run: Run, strategy: tf.distribute.Strategy, role: Role, hardware: Hardware
+    recipe: Recipe,
+    run: Run,
+    strategy: tf.distribute.Strategy,
+    role: Role,
+    hardware: Hardware,
+    shared_features: SharedFeatures | None = None,
 ) -> TrainResult:
     data = tasks.load_data(recipe, report_path=run.dir / "data_report.json", run_dir=run.dir)
     atomic_write_json(run.dir / "classes.json", data.class_names)
     write_split_manifest(data, run.dir / "splits.csv")
-    fit = prepare(recipe, run, data, strategy, role, hardware)
+    fit = prepare(recipe, run, data, strategy, role, hardware, shared_features)
     if fit.role.multi_worker:
         check_same_as_chief(fit.strategy, "data splits", _splits_digest(data))
     phase_list = fit.plan.phases
     sync_phase_state(run, phase_list)
     for index, phase in enumerate(phase_list):
         run_phase(fit, index, phase)
+    # Still cached: computed with the final backbone (a phase that trains it clears the cache).
+    train_features = None if recipe.head.hidden_units else fit.features.known("train")
     fit.features.clear()
     # Whichever process trained them, the run's result is the last phase's saved weights.
     load_phase_result(fit, len(phase_list) - 1)
     model = fit.task_model.model
     _save_results(recipe, fit.task_model, run)
-    keep_buffer(recipe, fit.task_model, data, run.dir)  # replay.budget: for later continue runs
+    # replay.budget: for later continue runs
+    keep_buffer(recipe, fit.task_model, data, run.dir, features=train_features)
 
     from tltk.evaluate import format_summary
 

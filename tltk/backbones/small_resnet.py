@@ -94,7 +94,30 @@ def build_small_resnet(
         >>> list(bb.groups)
         ['stem', 'block1', 'block2', 'block3', 'top']
     """
-    name, arch, size = spec.name, PRESETS[spec.name], image_size
+    return build_arch(
+        PRESETS[spec.name], spec.name, image_size, weights=weights, bn_momentum=bn_momentum
+    )
+
+
+def build_arch(
+    arch: SmallResNetArch,
+    name: str,
+    image_size: int,
+    *,
+    weights: str | None = None,
+    bn_momentum: float = 0.9,
+) -> ImageBackbone:
+    """The backbone of any depth, widths and strides, registered or not (a preset is one
+    `arch`; benchmarks/bench_small_images.py --arch measures others before one becomes a
+    preset). Same groups, weights and input contract as the presets.
+
+    Example:
+        >>> arch = SmallResNetArch(blocks_per_stage=1, widths=(48, 96, 192), stem_width=24,
+        ...                        strides=(2, 2, 2))
+        >>> build_arch(arch, "resnet8_w48", 28).model.output.shape
+        (None, 192)
+    """
+    size = image_size
     if size < 2 * arch.total_stride:
         raise BackboneError(
             f"backbone.image_size {size}: {name} needs at least {2 * arch.total_stride} px"
@@ -120,7 +143,7 @@ def build_small_resnet(
         model=model,
         groups=groups,
         image_size=size,
-        normalization=spec.normalization_layers(),
+        normalization=TF_SCALING.layers(),
         info={"family": "small_resnet", "source": "tltk", "weights": local},
     )
 

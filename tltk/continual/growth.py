@@ -6,10 +6,16 @@ the old classes' logits (the scores layer's pre-softmax outputs) are identical, 
 their ranking and their probabilities relative to each other; the probabilities themselves
 are not, since the softmax now shares the mass with the new columns.
 
-The new columns start from a probe (`new_rows: probe`): a multinomial logistic regression on
-the features of the training examples (new data, and the replay buffer when rehearsing) in
-which the old columns are held fixed, so the new classes' scores start on the scale of the old
-ones instead of being fitted to a softmax of their own. `random` keeps Keras' initialisation.
+The new columns start from a probe (`new_rows: probe`, `probe_new_rows`): a multinomial
+logistic regression on the features of the training examples. When they hold examples of old
+classes (a replay buffer, new data of old classes), the old columns are held fixed in it, so
+the new classes' scores are fitted against the old ones. When they hold none (finetune,
+distill), that fit has no bound: no example asks for an old class, so raising the new rows'
+biases always lowers the loss, and L-BFGS stops with the new classes' scores far above the old
+ones on every input (measured on digits 0-4 then 5-9: new biases 6.8 above the old on
+average, 3 % of the old test digits still taken for an old class before any training). Then
+the new rows are fitted among the new classes alone (a bounded softmax of their own) and their
+biases centred on the old rows' mean. `random` keeps Keras' initialisation.
 """
 
 from __future__ import annotations
@@ -89,3 +95,24 @@ def probe_rows(
     return theta[: d * k_new].reshape(d, k_new).astype("float32"), theta[d * k_new :].astype(
         "float32"
     )
+
+
+def probe_new_rows(
+    features: np.ndarray,
+    labels: np.ndarray,
+    old_kernel: np.ndarray,
+    old_bias: np.ndarray,
+    num_classes: int,
+) -> tuple[np.ndarray, np.ndarray, str]:
+    """(kernel, bias, how) of the new classes' rows from the training examples' features (see
+    the module docstring): `probe_rows` against the fixed old columns when an example is of an
+    old class, else a probe among the new classes with biases centred on the old mean."""
+    labels = np.asarray(labels, dtype=np.int64)
+    k_old = old_kernel.shape[1]
+    if (labels < k_old).any():
+        kernel, bias = probe_rows(features, labels, old_kernel, old_bias, num_classes)
+        return kernel, bias, "against the fixed old rows"
+    kernel, bias = probe_rows(features, labels - k_old, old_kernel[:, :0], old_bias[:0],
+                              num_classes - k_old)  # fmt: skip
+    bias = bias - bias.mean() + float(np.mean(old_bias))
+    return kernel, bias.astype("float32"), "among the new classes (no old example to fit against)"

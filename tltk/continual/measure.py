@@ -6,6 +6,10 @@ K_total classes for the new model, so an old example taken for a new class is an
 
     old_classes.before   the old model on the old test split (measured before training)
     old_classes.after    the new model on the same examples
+    old_classes.among_old  the same, the argmax over the old classes' columns only: what the
+                         model still knows of the old classes, apart from its bias between
+                         old and new ones (high here and low `after`: the old examples are
+                         taken for new classes, their ranking among the old is intact)
     forgetting           before - after
     new_classes          the new model on the new test examples of classes the old run lacked
     new_data             the new model on the whole new test split (with new examples of old
@@ -51,6 +55,7 @@ def continual_metrics(
     new_part = slice(n_old, None)
     is_new_class = y_true[new_part] >= k_old
     after = accuracy(y_true[:n_old], y_score[:n_old])
+    among_old = accuracy(y_true[:n_old], np.asarray(y_score)[:n_old, :k_old])
     step = {
         "step": len(lineage),
         "run": str(run_dir),
@@ -59,6 +64,7 @@ def continual_metrics(
         "new_classes": list(report["new_classes"]),
         "old_before": before["accuracy"],
         "old_after": after,
+        "old_among_old": among_old,
         "forgetting": None if after is None else before["accuracy"] - after,
         "new": accuracy(y_true[new_part][is_new_class], y_score[new_part][is_new_class]),
         "overall": accuracy(y_true, y_score),
@@ -66,7 +72,12 @@ def continual_metrics(
     return {
         "past_run": report["past_run"],
         "strategy": list(strategy),
-        "old_classes": {"n": n_old, "before": before["accuracy"], "after": after},
+        "old_classes": {
+            "n": n_old,
+            "before": before["accuracy"],
+            "after": after,
+            "among_old": among_old,
+        },
         "forgetting": step["forgetting"],
         "new_classes": {"n": int(is_new_class.sum()), "accuracy": step["new"]},
         "new_data": {
@@ -88,7 +99,8 @@ def summary_lines(block: dict) -> list[str]:
     return [
         f"continual ({'+'.join(block['strategy'])}, from {block['past_run']}):",
         f"  old classes  before {pct(old['before'])}  after {pct(old['after'])}  "
-        f"forgetting {pct(block['forgetting'])}  (n={old['n']})",
+        f"forgetting {pct(block['forgetting'])}  (n={old['n']}; among the old classes only "
+        f"{pct(old.get('among_old'))})",
         f"  new classes  {pct(block['new_classes']['accuracy'])}  (n={block['new_classes']['n']})"
         f"; new data {pct(block['new_data']['accuracy'])}  (n={block['new_data']['n']})",
         f"  overall      {pct(block['overall']['accuracy'])}  (n={block['overall']['n']})",

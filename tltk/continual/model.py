@@ -12,7 +12,7 @@ import numpy as np
 
 from tltk.continual.distill import DistillingModel
 from tltk.continual.features import SCORES_LAYER, split_features
-from tltk.continual.growth import copy_grown, probe_rows, set_new_rows
+from tltk.continual.growth import copy_grown, probe_new_rows, set_new_rows
 from tltk.continual.past_run import PastRun
 from tltk.data.types import LabelledData
 from tltk.errors import ContinueError
@@ -52,8 +52,16 @@ def _get(doc: dict, dotted: str):
     return doc
 
 
-def continue_models(recipe: Recipe, run: Run, data: LabelledData) -> tuple[TaskModel, object]:
-    """(the grown task model, the model `fit` trains). Call in the strategy's scope."""
+def continue_models(
+    recipe: Recipe, run: Run, data: LabelledData
+) -> tuple[TaskModel, object, np.ndarray | None]:
+    """(the grown task model, the model `fit` trains, the training split's pooled features
+    that the growth probe computed, or None). Call in the strategy's scope.
+
+    The features are those of the past run's backbone, which is the run's backbone until a
+    phase trains it: the feature cache starts from them (`FeatureCache.put`). They are given
+    only for a head without a hidden layer, where the scores layer's inputs are the pooled
+    features."""
     from tltk import tasks
 
     past = PastRun.open(recipe.continue_from.run)
@@ -61,37 +69,46 @@ def continue_models(recipe: Recipe, run: Run, data: LabelledData) -> tuple[TaskM
     _, teacher, _ = tasks.load_run(past.dir)
     backbone = tasks.modality(past.recipe).restore_backbone(past.recipe.backbone, past.dir)
     student = build_model(backbone, tasks.head_config(recipe), data.num_classes, name=recipe.name)
-    grown = run.dir / "weights" / GROWN_WEIGHTS
+    grown, features = run.dir / "weights" / GROWN_WEIGHTS, None
     if grown.is_file():
         student.model.load_weights(str(grown))
     else:
-        _grow(recipe, teacher, student, data)
+        features = _grow(recipe, teacher, student, data)
         grown.parent.mkdir(exist_ok=True)
         save_weights_atomic(student.model, grown)
+    if recipe.head.hidden_units:
+        features = None
     _measure_before(recipe, run, past, teacher, data)
     if "distill" not in recipe.continue_from.strategy:
-        return student, student.model
+        return student, student.model, features
     cfg = recipe.continue_from.distill
     return student, DistillingModel(
         student.model, teacher.model, temperature=cfg.temperature, weight=cfg.weight
-    )
+    ), features  # fmt: skip
 
 
-def _grow(recipe: Recipe, teacher: TaskModel, student: TaskModel, data: LabelledData) -> None:
+def _grow(
+    recipe: Recipe, teacher: TaskModel, student: TaskModel, data: LabelledData
+) -> np.ndarray | None:
+    """Copy the past model into the wider one, fit the new rows; the training split's
+    features the probe used (None without a probe)."""
     try:
         k_old = copy_grown(teacher.model, student.model)
     except ValueError as e:
         raise ContinueError(f"continue_from.run: cannot grow the past run's model: {e}") from e
     k_new = data.num_classes - k_old
     if not k_new or recipe.continue_from.new_rows != "probe":
-        return
+        return None
     train = data.splits["train"]
     features = split_features(recipe, student, train, data.num_classes, recipe.train.batch_size)
     kernel, bias = student.model.get_layer(SCORES_LAYER).get_weights()
-    rows = probe_rows(features, train.labels, kernel[:, :k_old], bias[:k_old], data.num_classes)
+    *rows, how = probe_new_rows(
+        features, train.labels, kernel[:, :k_old], bias[:k_old], data.num_classes
+    )
     set_new_rows(student.model, k_old, *rows)
     say(f"Head grown from {k_old} to {data.num_classes} classes; the new rows from a probe on "
-        f"{len(train)} training examples' features")  # fmt: skip
+        f"{len(train)} training examples' features, {how}")  # fmt: skip
+    return features
 
 
 def _measure_before(

@@ -11,6 +11,8 @@ from __future__ import annotations
 
 from pathlib import Path
 
+import numpy as np
+
 from tltk.continual.features import split_features
 from tltk.continual.past_run import PastRun
 from tltk.continual.replay import BUFFER_DIR, read_buffer, select, write_buffer
@@ -23,13 +25,22 @@ SELECTED_DIR = "rehearsal"
 """A continue run's copy of the buffer it selected from a past run that kept none."""
 
 
-def keep_buffer(recipe: Recipe, task_model: TaskModel, data: LabelledData, run_dir: Path) -> None:
-    """RUN/replay/ from the training split, selected with the trained model's features (a
-    buffer written before a restart is kept as it is)."""
+def keep_buffer(
+    recipe: Recipe,
+    task_model: TaskModel,
+    data: LabelledData,
+    run_dir: Path,
+    *,
+    features: np.ndarray | None = None,
+) -> None:
+    """RUN/replay/ from the training split, selected with the trained model's features (its
+    scores layer's inputs: `features` when the run has them already, e.g. from its feature
+    cache; a buffer written before a restart is kept as it is)."""
     folder = Path(run_dir) / BUFFER_DIR
     if not recipe.replay.budget or folder.is_dir():
         return
-    buffer_from(recipe, task_model, data.splits["train"], data.class_names, folder, run_dir)
+    buffer_from(recipe, task_model, data.splits["train"], data.class_names, folder, run_dir,
+                features=features)  # fmt: skip
 
 
 def buffer_from(
@@ -39,12 +50,16 @@ def buffer_from(
     class_names: list[str],
     folder: Path,
     run_dir: Path,
+    *,
+    features: np.ndarray | None = None,
 ) -> Path:
-    """Select `recipe.replay.budget` examples of `split` with `task_model` and write them to
-    `folder` (see tltk/continual/replay.py)."""
+    """Select `recipe.replay.budget` examples of `split` with `task_model` (herding: on
+    `features`, computed here when not given) and write them to `folder` (see
+    tltk/continual/replay.py)."""
     cfg = recipe.replay
-    features = None
-    if cfg.selection == "herding":
+    if cfg.selection != "herding":
+        features = None
+    elif features is None:
         features = split_features(
             recipe, task_model, split, len(class_names), recipe.train.batch_size
         )

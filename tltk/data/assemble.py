@@ -77,7 +77,8 @@ def record_digests(split: Split) -> np.ndarray:
     manifest), aligned with the split."""
     if split.records.digests is None:
         raise ValueError("a streamed split needs its records' digests for the duplicate checks")
-    return np.asarray(split.records.digests)[split.examples]
+    digests = np.asarray(split.records.digests)
+    return digests if split.whole else digests[split.examples]  # a whole split: no copy
 
 
 def inspection_note(source: SourceData, streamed: list[str], *, decoded: bool = False) -> dict:

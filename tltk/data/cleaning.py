@@ -30,8 +30,9 @@ import numpy as np
 from PIL import Image
 
 from tltk.data.check_cache import CheckCache, file_key
+from tltk.data.duplicates import compact_digests
 from tltk.data.errors import DataError
-from tltk.data.parallel import parallel_map
+from tltk.data.parallel import parallel_map, progress_bar
 from tltk.data.types import Split
 from tltk.io import atomic_write_bytes
 from tltk.recipe import CleanConfig
@@ -120,6 +121,11 @@ def to_rgb_png(data: bytes) -> bytes:
         return buffer.getvalue()
 
 
+CHECK_BLOCK = 4096
+"""Files checked (and their cache entries read and written) at once: what memory holds of the
+checks is one block of full results plus 8 bytes (the content hash) per file checked."""
+
+
 def inspect_split(
     split: Split,
     policy: CleanConfig,
@@ -127,41 +133,83 @@ def inspect_split(
     cache: CheckCache | None = None,
 ) -> tuple[Split, np.ndarray, dict]:
     """Drop corrupt files, convert the ones TF misreads, hash all. Returns the cleaned split,
-    its content digests (aligned with it) and the report entries (`cached`: how many files'
-    checks came from `cache` unopened).
+    its content digests (uint64, aligned with it) and the report entries (`cached`: how many
+    files' checks came from `cache` unopened).
 
     `converted_dir` is called only when a file needs converting (it may create a folder).
     `cache` (files only, kind "image") remembers each file's check by path, size and times.
+    Files go a block (CHECK_BLOCK) at a time; of each only what it found is kept.
     """
-    keys = _keys(split) if cache is not None else [None] * len(split)
-    known = cache.get_many(k for k in keys if k) if cache is not None else {}
     inspect = _Inspector(split, converted_dir)
+    threads, found = threads_for(split), _Found(len(split))
+    bar = progress_bar(len(split), "checking images")
+    try:
+        for start in range(0, len(split), CHECK_BLOCK):
+            block = range(start, min(start + CHECK_BLOCK, len(split)))
+            found.add(block, _check_block(inspect, block, cache, threads))
+            if bar is not None:
+                bar.update(len(block))
+    finally:
+        if bar is not None:
+            bar.close()
+    cleaned, digests, report = _apply(split, found, policy)
+    report["cached"] = found.cached
+    return cleaned, digests, report
 
-    def run(i: int) -> tuple[FileCheck, str | bytes | None]:
-        stored = known.get(keys[i][0]) if keys[i] else None
+
+def _check_block(inspect: _Inspector, block: range, cache: CheckCache | None, threads: int):
+    """(check, replacement) of each file of `block`; the cache's answers used, new ones put."""
+    keys = _keys(inspect.split, block) if cache is not None else [None] * len(block)
+    known = cache.get_many(k for k in keys if k) if cache is not None else {}
+
+    def run(j: int) -> tuple[FileCheck, str | bytes | None]:
+        stored = known.get(keys[j][0]) if keys[j] else None
+        i = block[j]
         return inspect.reuse(i, FileCheck(**stored)) if stored else inspect(i)
 
-    results = parallel_map(
-        run, range(len(split)), threads=threads_for(split), desc="checking images"
-    )
+    results = parallel_map(run, range(len(block)), threads=threads)
     if cache is not None:
         cache.put_many(
-            (keys[i], asdict(check))
-            for i, (check, _) in enumerate(results)
-            if keys[i] and keys[i][0] not in known and i not in inspect.unreadable
+            (keys[j], asdict(check))
+            for j, (check, _) in enumerate(results)
+            if keys[j] and keys[j][0] not in known and block[j] not in inspect.unreadable
         )
-    cleaned, digests, found = _apply(split, results, policy)
-    found["cached"] = len(known)
-    return cleaned, digests, found
+    return results, len(known)
 
 
-def _keys(split: Split) -> list:
-    """The check cache's key of each file (None for in-memory bytes or a file that cannot be
-    stat'ed: it is checked, and its failure reported, as without a cache)."""
+class _Found:
+    """What the checks of a split found, compactly: a uint64 content hash per file, and for
+    the few corrupt or converted files what the report says of them."""
+
+    def __init__(self, n: int):
+        self.digests = np.zeros(n, np.uint64)
+        self.errors: dict[int, str] = {}
+        self.converted: dict[int, tuple[FileCheck, str | bytes]] = {}
+        self.kinds: dict[str, int] = defaultdict(int)
+        self.cached = 0
+
+    def add(self, block: range, checked: tuple[list, int]) -> None:
+        results, cached = checked
+        self.cached += cached
+        self.digests[block.start : block.stop] = compact_digests(
+            [c.digest if not c.error else "0" * 16 for c, _ in results]
+        )
+        for i, (check, replacement) in zip(block, results, strict=True):
+            if check.error:
+                self.errors[i] = check.error
+                continue
+            self.kinds[check.kind] += 1
+            if replacement is not None:
+                self.converted[i] = (check, replacement)
+
+
+def _keys(split: Split, block: range) -> list:
+    """The check cache's key of each file of `block` (None for in-memory bytes or a file that
+    cannot be stat'ed: it is checked, and its failure reported, as without a cache)."""
     if split.kind != "path":
-        return [None] * len(split)
+        return [None] * len(block)
     keys = []
-    for path in split.examples:
+    for path in split.examples[block.start : block.stop]:
         try:
             keys.append(file_key(str(path)))
         except OSError:
@@ -211,24 +259,11 @@ class _Inspector:
         return str(target)
 
 
-def _apply(split: Split, results: list, policy: CleanConfig) -> tuple[Split, np.ndarray, dict]:
+def _apply(split: Split, found: _Found, policy: CleanConfig) -> tuple[Split, np.ndarray, dict]:
     """The split without its corrupt files and with its converted ones, their digests, and
     what was found (or a DataError under `clean.corrupt: error`)."""
     origins = split.origins or [str(x) for x in split.examples]
-    examples = split.examples.copy()
-    corrupt, converted, kinds = [], [], defaultdict(int)
-    for i, (check, replacement) in enumerate(results):
-        if check.error:
-            corrupt.append({"file": origins[i], "error": check.error})
-            continue
-        kinds[check.kind] += 1
-        if replacement is not None:
-            examples[i] = replacement
-            to = replacement if isinstance(replacement, str) else "(in memory)"
-            converted.append(
-                {"file": origins[i], "mode": check.kind, "why": check.convert, "to": to}
-            )
-    keep = np.array([i for i, (c, _) in enumerate(results) if not c.error], dtype=np.int64)
+    corrupt = [{"file": origins[i], "error": e} for i, e in sorted(found.errors.items())]
     if corrupt and policy.corrupt == "error":
         shown = "\n  ".join(f"{c['file']}: {c['error']}" for c in corrupt[:10])
         more = f"\n  ... and {len(corrupt) - 10} more" if len(corrupt) > 10 else ""
@@ -236,9 +271,19 @@ def _apply(split: Split, results: list, policy: CleanConfig) -> tuple[Split, np.
             f"{len(corrupt)} undecodable or truncated image file(s):\n  {shown}{more}\n"
             "Fix or remove them, or set data.clean.corrupt: drop to skip them."
         )
-    cleaned = Split(examples, split.labels, split.kind, list(origins)).subset(keep)
-    digests = np.array([results[i][0].digest for i in keep], dtype=object)
-    return cleaned, digests, {"corrupt": corrupt, "converted": converted, "modes": dict(kinds)}
+    examples, converted = split.examples, []
+    if found.converted:
+        examples = examples.copy()
+    for i, (check, replacement) in sorted(found.converted.items()):
+        examples[i] = replacement
+        to = replacement if isinstance(replacement, str) else "(in memory)"
+        converted.append({"file": origins[i], "mode": check.kind, "why": check.convert, "to": to})
+    keep = np.setdiff1d(np.arange(len(split)), list(found.errors))
+    cleaned = Split(examples, split.labels, split.kind, origins)
+    if found.errors:
+        cleaned = cleaned.subset(keep)
+    report = {"corrupt": corrupt, "converted": converted, "modes": dict(found.kinds)}
+    return cleaned, found.digests[keep], report
 
 
 def default_converted_dir(report_path: str | os.PathLike | None) -> Callable[[], Path]:

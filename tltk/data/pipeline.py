@@ -9,7 +9,8 @@ A split held in memory (paths, bytes, texts) starts from `from_tensor_slices`. A
 (kind "records": TFRecord shards, a tfds split) starts from its `Records.dataset`: evaluation
 reads the records in their one fixed order; each training pass reads its files in an order
 permuted by (seed, pass) and permutes windows of `shuffle_buffer` records, so memory holds a
-window or two of encoded examples, never the split. Its labels stay in memory (tiny next to the
+window or two of encoded examples, never the split. The order of the passes is
+tltk/data/passes.py's. Its labels stay in memory (tiny next to the
 examples) and are gathered by record id, so relabelling and splitting never touch the files.
 
 What an example becomes is the modality's `Preprocessor` (tltk/modalities/): its `decode` per
@@ -22,14 +23,14 @@ MixUp and CutMix work), multi-hot float32 [B, K] for multi-label, float32 [B] fo
 
 from __future__ import annotations
 
-import os
 from collections.abc import Callable
-from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
 import numpy as np
 import tensorflow as tf
 
+from tltk.data.passes import WINDOW_EXAMPLES, StreamOrder, stream_order, training_stream
+from tltk.data.record_stream import record_lookup, record_stream
 from tltk.data.types import Split
 from tltk.heads import get_head
 
@@ -38,12 +39,6 @@ if TYPE_CHECKING:
 
 BatchFn = Callable[[tf.Tensor, tf.Tensor], tuple[tf.Tensor, tf.Tensor]]
 
-CACHE_CAP_BYTES = 2 * 1024**3
-"""`cache: auto` keeps a decoded split in memory up to this size (and 1/4 of the RAM)."""
-SHUFFLE_BUFFER_BYTES = 256 * 1024**2
-"""A cached split is permuted in windows of decoded images; bound their memory, not length."""
-WINDOW_EXAMPLES = 50_000
-"""An uncached split (file paths, encoded bytes, texts) is permuted in windows this long."""
 RECORD_WINDOW_BYTES = 128 * 1024**2
 """A streamed split's default shuffle window: as many records as fill this (encoded), at most
 WINDOW_EXAMPLES. Two windows can be in memory at once (one filling while one is consumed)."""
@@ -69,8 +64,8 @@ def build_pipeline(
     Evaluation yields the split once, in its order. Training yields an endless stream of
     passes over the split, each shuffled by `(seed, pass number)` alone, so the batches of
     epoch E are the same whether a run got there in one go or was killed and resumed: give
-    `start_batch` (passes x batches per pass, see `batches_per_pass`) to start mid-stream, and
-    `steps_per_epoch` to `fit`.
+    `start_batch` (passes x batches per pass, see `passes.batches_per_pass`) to start
+    mid-stream, and `steps_per_epoch` to `fit`.
 
     Args:
         split: examples of kind "path" (files, read first), "bytes" or "text": one of the
@@ -83,8 +78,8 @@ def build_pipeline(
         training: the endless shuffled stream above; evaluation keeps the split's order.
         augment: `(images, labels) -> (images, labels)` on each batch, on the CPU, after the
             cache (e.g. Keras augmentation layers, MixUp). Build layers outside this call.
-        cache: "auto" (in memory when the decoded split fits, see `should_cache`), "memory" or
-            "none"; never for a preprocessor whose `example_nbytes` is None (texts).
+        cache: "auto" (in memory when the decoded split fits, see `passes.should_cache`),
+            "memory" or "none"; never for a preprocessor whose `example_nbytes` is None (texts).
         remainder: what becomes of a last batch smaller than `batch_size`: "keep" it, "drop" it
             (training under several replicas: no replica ever gets an empty or ragged batch,
             and the training shuffle leaves out different examples each epoch), or "pad" it to
@@ -107,7 +102,7 @@ def build_pipeline(
     head = get_head(head_type)
     labels = head.label_array(split.labels)
     read = tf.io.read_file if split.kind == "path" else (lambda raw: raw)
-    ds, window, passes = _source(split, labels, batch_size, shuffle_buffer)
+    source, window, passes = _source(split, labels, batch_size, shuffle_buffer)
 
     def prepare(example, label):
         return preprocessor.decode(read(example)), head.encode_label(label, num_classes)
@@ -116,10 +111,13 @@ def build_pipeline(
     if training:
         if not order.cached:  # a streamed split's window (in memory: WINDOW_EXAMPLES too)
             order = StreamOrder(False, window)
-        ds = _training_stream(
+        # A streamed split read afresh every pass never needs its stream in split order.
+        ds = None if passes is not None and not order.cached else source()
+        ds = training_stream(
             ds, prepare, n, order, batch_size, seed, remainder, start_batch, passes=passes
         )
     else:
+        ds = source()
         if split.streamed:  # a stream's length is unknown to tf.data (Keras' predict then
             # warns that its input "ran out of data"); the split knows it
             ds = ds.apply(tf.data.experimental.assert_cardinality(n))
@@ -151,16 +149,20 @@ def sharding_options(policy: str = "DATA") -> tf.data.Options:
 
 
 def _source(split: Split, labels: np.ndarray, batch_size: int, shuffle_buffer: int | None):
-    """(example, label) in the split's order, the training shuffle window, and for a streamed
-    split the function that reads one training pass (None: passes permute the first)."""
+    """What makes (example, label) in the split's order, the training shuffle window, and for
+    a streamed split the function that reads one training pass (None: passes permute the
+    first). A streamed split's label lookup is made once, for every stream of it."""
     if not split.streamed:
-        ds = tf.data.Dataset.from_tensor_slices((_examples(split), labels))
-        return ds, WINDOW_EXAMPLES, None
-    window = shuffle_buffer or record_window(split.records, batch_size)
+        return (
+            lambda: tf.data.Dataset.from_tensor_slices((_examples(split), labels)),
+            WINDOW_EXAMPLES,
+            None,
+        )
+    lookup = record_lookup(split, labels)
     return (
-        record_stream(split, labels),
-        window,
-        lambda pass_seed: record_stream(split, labels, pass_seed),
+        lambda: record_stream(split, None, lookup=lookup),  # the labels: in `lookup` only
+        shuffle_buffer or record_window(split.records, batch_size),
+        lambda pass_seed: record_stream(split, None, pass_seed, lookup),
     )
 
 
@@ -176,40 +178,6 @@ def _pad_batch(tensor: tf.Tensor, batch_size: int) -> tf.Tensor:
     blank = "" if tensor.dtype == tf.string else 0
     padded = tf.pad(tensor, paddings, constant_values=blank)
     return tf.ensure_shape(padded, [batch_size, *tensor.shape[1:]])
-
-
-def batches_per_pass(num_examples: int, batch_size: int, remainder: str = "keep") -> int:
-    """How many batches one training pass over `num_examples` yields."""
-    if remainder == "drop":
-        return num_examples // batch_size
-    return -(-num_examples // batch_size)
-
-
-@dataclass(frozen=True)
-class StreamOrder:
-    """How a training stream orders a split's examples (see `_training_stream`).
-
-    `stream_order` derives it from what the split's pipeline caches, so a stream of something
-    else made from the same split (its cached backbone features, `build_feature_pipeline`)
-    yields the very same batches.
-    """
-
-    cached: bool
-    """The decoded split is cached: one fixed seeded shuffle, then every pass permutes it."""
-    window: int
-    """Each pass permutes the split in windows of this many examples."""
-
-
-def stream_order(
-    num_examples: int, example_nbytes: int | None, cache: str, batch_size: int
-) -> StreamOrder:
-    """The order `build_pipeline` gives a split of `num_examples` (`cache` as it takes it)."""
-    cached = example_nbytes is not None and (
-        cache == "memory" or (cache == "auto" and should_cache(num_examples, example_nbytes))
-    )
-    if cached:
-        return StreamOrder(True, max(batch_size, SHUFFLE_BUFFER_BYTES // example_nbytes))
-    return StreamOrder(False, WINDOW_EXAMPLES)
 
 
 def build_feature_pipeline(
@@ -241,7 +209,7 @@ def build_feature_pipeline(
         return i, head.encode_label(label, num_classes)
 
     if training:
-        ds = _training_stream(ds, prepare, n, order, batch_size, seed, remainder, start_batch)
+        ds = training_stream(ds, prepare, n, order, batch_size, seed, remainder, start_batch)
     else:
         ds = _batches(ds.map(prepare), batch_size, remainder)
     width = features.shape[1]
@@ -261,95 +229,11 @@ def _batches(ds: tf.data.Dataset, batch_size: int, remainder: str) -> tf.data.Da
     return ds
 
 
-def _training_stream(ds, prepare, n, order, batch_size, seed, remainder, start_batch, passes=None):
-    """Batches from `start_batch` on of the endless stream of passes 0, 1, ...; pass p is the
-    split permuted by the stateless seed (seed, p), then batched.
-
-    Stateless permutations (not `Dataset.shuffle`, whose per-iteration seeds depend on how
-    often the dataset was iterated, and whose tensor seeds fail under a global seed of 0) make
-    pass p the same in any process. The split is permuted in windows (`order.window`): the
-    whole split when its (decoded) examples fit in SHUFFLE_BUFFER_BYTES, as almost every
-    cached split does. A streamed split that is not cached reads each pass afresh from
-    `passes(pass_seed)` (its files in a pass-seeded order) and permutes windows of records.
-    """
-    per_pass = batches_per_pass(n, batch_size, remainder)
-    if not per_pass:
-        raise ValueError(f"a training split of {n} examples makes no whole batch of {batch_size}")
-    drop = remainder == "drop"
-    if order.cached:
-        # The cache keeps one decoded order (a fixed shuffle, so that windows mix classes);
-        # every pass permutes what it replays, and all passes share the one cache.
-        ds = ds.shuffle(max(n, 1), seed=seed, reshuffle_each_iteration=False)
-        ds = ds.map(prepare, num_parallel_calls=tf.data.AUTOTUNE).cache()
-
-    def one_pass(p):
-        source = ds if passes is None or order.cached else passes(tf.stack([-(p + 1), seed]))
-        passed = _permute_windows(source, min(max(n, 1), order.window), seed, p)
-        if not order.cached:
-            passed = passed.map(prepare, num_parallel_calls=tf.data.AUTOTUNE)
-        return passed.batch(batch_size, drop_remainder=drop)
-
-    first = start_batch // per_pass
-    stream = tf.data.Dataset.range(first, 2**62).flat_map(one_pass)
-    return stream.skip(start_batch % per_pass)
-
-
-def _permute_windows(ds: tf.data.Dataset, window: int, seed: int, p) -> tf.data.Dataset:
-    """`ds` in windows of `window` examples, each permuted by the seed (seed, p, window #)."""
-
-    def permute(w, batch):
-        order = tf.random.experimental.stateless_shuffle(
-            tf.range(tf.shape(batch[0])[0]), seed=tf.stack([p * 1_000_003 + w, seed])
-        )
-        return tuple(tf.gather(t, order) for t in batch)
-
-    # prefetch(1): the next window fills while this one is consumed, so a streamed pass does
-    # not stall at every window boundary.
-    return ds.batch(window).enumerate().map(permute).prefetch(1).unbatch()
-
-
-def record_stream(split: Split, labels: np.ndarray, pass_seed=None) -> tf.data.Dataset:
-    """(example, label) of a records split: its stream (`Records.dataset(pass_seed)`) with
-    the records of other splits filtered out and each label gathered by record id."""
-    ds = split.records.dataset(pass_seed)
-    label_of = tf.constant(labels)
-    if split.whole:
-        return ds.map(lambda gid, raw: (raw, tf.gather(label_of, gid)))
-    position = np.full(split.records.total, -1, dtype=np.int64)
-    position[split.examples] = np.arange(len(split), dtype=np.int64)
-    position = tf.constant(position)
-    ds = ds.map(lambda gid, raw: (tf.gather(position, gid), raw))
-    ds = ds.filter(lambda i, raw: i >= 0)
-    return ds.map(lambda i, raw: (raw, tf.gather(label_of, i)))
-
-
 def record_window(records, batch_size: int) -> int:
     """The default shuffle window of a streamed split: RECORD_WINDOW_BYTES of its records (by
     their mean size), at least a batch, at most WINDOW_EXAMPLES."""
     fits = int(RECORD_WINDOW_BYTES // max(records.mean_bytes, 1.0))
     return max(batch_size, min(WINDOW_EXAMPLES, fits))
-
-
-def should_cache(num_examples: int, example_nbytes: int | None) -> bool:
-    """`cache: auto`: does the decoded split (`example_nbytes` each) fit in
-    min(RAM / 4, CACHE_CAP_BYTES)?"""
-    if not example_nbytes:
-        return False
-    return num_examples * example_nbytes <= min(memory_bytes() // 4, CACHE_CAP_BYTES)
-
-
-def memory_bytes() -> int:
-    """Physical memory, or the container's cgroup limit when that is lower."""
-    total = os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES")
-    for limit_file in ("/sys/fs/cgroup/memory.max", "/sys/fs/cgroup/memory/memory.limit_in_bytes"):
-        try:
-            with open(limit_file) as f:
-                value = f.read().strip()
-        except OSError:
-            continue
-        if value.isdigit():
-            total = min(total, int(value))
-    return total
 
 
 def class_weights(labels: np.ndarray, num_classes: int) -> dict[int, float]:

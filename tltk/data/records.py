@@ -94,6 +94,12 @@ class TFRecordFiles(Records):
         k = int(np.searchsorted(self.offsets, gid, side="right")) - 1
         return f"{Path(self.files[k]).name}[{gid - int(self.offsets[k])}]"
 
+    def origins(self, gids: np.ndarray) -> list[str]:
+        gids = np.asarray(gids, dtype=np.int64)
+        k = np.searchsorted(self.offsets, gids, side="right") - 1
+        names, within = [Path(f).name for f in self.files], (gids - self.offsets[k]).tolist()
+        return [f"{names[f]}[{j}]" for f, j in zip(k.tolist(), within, strict=True)]
+
     def describe(self) -> dict:
         return {"records": self.total, "files": len(self.files)}
 

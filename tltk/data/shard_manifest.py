@@ -22,6 +22,7 @@ from pathlib import Path
 import numpy as np
 
 from tltk.data.check_cache import file_key, maybe_cache
+from tltk.data.duplicates import compact_digests
 from tltk.data.errors import DataError
 from tltk.data.parallel import parallel_map
 from tltk.data.records import TFRecordFiles
@@ -118,12 +119,30 @@ def _changed(path: Path, what: str) -> None:
     )
 
 
+def load_digests(path: Path, block: int = 1 << 16) -> np.ndarray:
+    """A split's content hashes (32 hex digits each on disk) as uint64 (`compact_digests`),
+    read a block at a time: memory holds the result and one block, never the hex strings."""
+    with open(path, "rb") as f:
+        version = np.lib.format.read_magic(f)
+        read_header = {(1, 0): np.lib.format.read_array_header_1_0,
+                       (2, 0): np.lib.format.read_array_header_2_0}.get(version)  # fmt: skip
+        shape, _, dtype = read_header(f) if read_header else ((), False, np.dtype(bool))
+        if dtype.kind != "S" or len(shape) != 1:
+            _changed(path, f"holds {dtype} {shape}, not one hex digest a record")
+        out = np.empty(shape[0], np.uint64)
+        for start in range(0, shape[0], block):
+            count = min(block, shape[0] - start)
+            hexes = np.frombuffer(f.read(count * dtype.itemsize), dtype)
+            out[start : start + count] = compact_digests(hexes)
+    return out
+
+
 def load_splits(folder: Path, manifest: dict) -> dict[str, tuple[TFRecordFiles, np.ndarray]]:
     """split -> (its records, its labels), as the manifest lists them."""
     out = {}
     for name, split in manifest["splits"].items():
         shards = split["shards"]
-        digests = np.load(folder / split["digests"]["file"], allow_pickle=False)
+        digests = load_digests(folder / split["digests"]["file"])
         records = TFRecordFiles(
             [folder / s["file"] for s in shards],
             [s["count"] for s in shards],

@@ -172,7 +172,7 @@ def _order(split: Split, name: str, seed: int) -> np.ndarray:
 def _examples(split: Split, order: np.ndarray) -> Iterator[tuple[bytes | str, str]]:
     """(example as written: encoded bytes or text, origin) in `order`; files are read here."""
     if split.streamed:
-        from tltk.data.pipeline import record_stream
+        from tltk.data.record_stream import record_stream
 
         text = split.records.example_kind == "text"
         stream = record_stream(split, np.zeros(len(split))).batch(STREAM_BATCH)

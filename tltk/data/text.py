@@ -19,6 +19,7 @@ from pathlib import Path
 import numpy as np
 
 from tltk.data.assemble import assemble_labelled_data, inspection_note, record_digests
+from tltk.data.duplicates import compact_digests
 from tltk.data.errors import DataError
 from tltk.data.labels import label_kind_of
 from tltk.data.report import summary_lines
@@ -83,13 +84,8 @@ def load_text_data(
 
 def _digests(split: Split) -> np.ndarray:
     """Content hashes of the texts: equal texts are duplicates (and stay in one split)."""
-    return np.array(
-        [
-            hashlib.blake2b(str(t).encode("utf-8"), digest_size=16).hexdigest()
-            for t in split.examples
-        ],
-        dtype=object,
-    )
+    texts = (str(t).encode("utf-8") for t in split.examples)
+    return compact_digests([hashlib.blake2b(t, digest_size=16).hexdigest() for t in texts])
 
 
 def summary(report: dict) -> list[str]:

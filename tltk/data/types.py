@@ -42,6 +42,10 @@ class Records:
     def origin(self, gid: int) -> str:
         return f"record {gid}"
 
+    def origins(self, gids: np.ndarray) -> list[str]:
+        """`origin` of each of `gids` (subclasses answer a whole block at once)."""
+        return [self.origin(int(g)) for g in gids]
+
     def read(self, gids: np.ndarray) -> list:
         """The examples of a few `gids` (bytes or str), e.g. the export's parity inputs."""
         wanted = {int(g): i for i, g in enumerate(gids)}
@@ -129,6 +133,14 @@ class Split:
         if self.streamed:
             return self.records.origin(int(self.examples[i]))
         return str(self.examples[i])
+
+    def origins_of(self, start: int, stop: int) -> list[str]:
+        """`origin(i)` for i in start..stop-1, a block at a time (RUN/splits.csv)."""
+        if self.origins is not None:
+            return self.origins[start:stop]
+        if self.streamed:
+            return self.records.origins(self.examples[start:stop])
+        return [str(x) for x in self.examples[start:stop]]
 
     def subset(self, index: np.ndarray | list[int]) -> Split:
         """The examples at `index`, in that order (labels and origins follow; a records

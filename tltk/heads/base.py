@@ -51,7 +51,7 @@ class HeadSpec:
 
     def label_array(self, labels: np.ndarray) -> np.ndarray:
         """A split's labels as tf.data holds them (compact: one-hot comes in `encode_label`)."""
-        return np.asarray(labels).astype(np.float32)
+        return np.asarray(labels).astype(np.float32, copy=False)
 
     def encode_label(self, label: tf.Tensor, num_classes: int) -> tf.Tensor:
         """One example's label from `label_array`, as the loss takes it (inside tf.data)."""

@@ -37,7 +37,8 @@ class ClassificationHead(ClassScoresHead):
         labels = np.asarray(labels)
         if labels.ndim == 2:  # already one-hot
             return labels.astype(np.float32)
-        return labels.astype(np.int64)  # one-hot in the map: N x K floats need not sit in memory
+        # One-hot in the map: N x K floats need not sit in memory.
+        return labels.astype(np.int64, copy=False)
 
     def encode_label(self, label: tf.Tensor, num_classes: int) -> tf.Tensor:
         if label.shape.rank == 0:

@@ -97,6 +97,6 @@ def training_texts(train):
     streamed split a tf.data.Dataset of them (never read into memory)."""
     if train is None or not train.streamed:
         return None if train is None else train.examples
-    from tltk.data.pipeline import record_stream
+    from tltk.data.record_stream import record_stream
 
     return record_stream(train, train.labels).map(lambda text, label: text)

@@ -65,7 +65,8 @@ class DataConfig(StrictModel):
     shuffle_buffer: int | None = Field(None, ge=1)
     """Streamed splits (tfrecord, tfds): records in one training shuffle window, the
     memory/quality trade-off (up to two windows of encoded examples are in memory); default:
-    128 MB of records, at most 50,000."""
+    128 MB of records, at most 50,000. Each epoch starts with windows of 1/64 of it, doubling
+    up to it, so its first batch comes soon (the window is rounded up to whole such blocks)."""
     example_feature: str | None = None
     """tfrecord files not written by tltk: the feature with the encoded image or the text
     (default `image` / `text`); `label_column` names the label's feature."""

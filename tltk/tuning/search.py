@@ -28,7 +28,9 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from tltk.compat import released_custom_gradients
 from tltk.errors import TltkError
+from tltk.features import SharedFeatures
 from tltk.io import atomic_write_json, atomic_write_text
 from tltk.log import say
 from tltk.recipe import Recipe
@@ -51,6 +53,9 @@ class Search:
     state: dict
     launched_at: float
     spent_before: float
+    features: SharedFeatures | None = None
+    """The backbone's features, computed once for every trial (a search of head-phase keys:
+    `shared_head.head_phase_keys_only`)."""
 
     @property
     def spent(self) -> float:
@@ -100,6 +105,8 @@ def open_search(recipe: Recipe, search_dir: str | Path | None = None) -> Search:
         atomic_write_text(path / "recipe.yaml", recipe.to_yaml())
         say(f"Starting search {path}")
     search = Search(recipe, path, state, time.monotonic(), float(state.get("seconds_spent", 0)))
+    if shared_head.head_phase_keys_only(recipe):
+        search.features = SharedFeatures()
     search.save()
     return search
 
@@ -136,22 +143,24 @@ def train_trial(search: Search, trial_id: str, values: dict[str, Any]) -> dict:
     started = time.monotonic()
     scores, runs = [], []
     share = shared_head.later_phase_keys_only(search.recipe)
-    for execution in range(tune.executions_per_trial):
-        recipe = space.trial_recipe(
-            search.recipe,
-            values,
-            **{"export.enabled": False, "train.callbacks.csv_log": True,
-               "seed": search.recipe.seed + execution},
-        )  # fmt: skip
-        run_dir = search.trial_dir(trial_id, execution)
-        if share:
-            base = search.dir / "base" / str(execution + 1)
-            shared_head.shared_head_run(shared_head.base_recipe(recipe), base)
-            shared_head.seed_trial_run(recipe, base, run_dir)
-        train(recipe, run_dir=run_dir)
-        scores.append(objective_of(run_dir, search.recipe))
-        runs.append(str(run_dir))
-        _clear_session()
+    with released_custom_gradients():  # the trial's train steps, once it is over
+        for execution in range(tune.executions_per_trial):
+            recipe = space.trial_recipe(
+                search.recipe,
+                values,
+                **{"export.enabled": False, "train.callbacks.csv_log": True,
+                   "seed": search.recipe.seed + execution},
+            )  # fmt: skip
+            run_dir = search.trial_dir(trial_id, execution)
+            if share:
+                base = search.dir / "base" / str(execution + 1)
+                shared_head.shared_head_run(shared_head.base_recipe(recipe), base, search.features)
+                shared_head.seed_trial_run(recipe, base, run_dir)
+            train(recipe, run_dir=run_dir, shared_features=search.features)
+            scores.append(objective_of(run_dir, search.recipe))
+            runs.append(str(run_dir))
+            _clear_session()
+    gc.collect()  # the train steps' graphs the registry held
     record = {
         "trial": trial_id,
         "values": space.searched_values(search.recipe, values),
@@ -167,7 +176,8 @@ def train_trial(search: Search, trial_id: str, values: dict[str, Any]) -> dict:
 
 
 def _clear_session() -> None:
-    """Free the trial's graphs and models so memory stays flat across trials."""
+    """Free the trial's graphs and models so memory stays flat across trials (with
+    `released_custom_gradients`, which lets TensorFlow free its train steps' graphs)."""
     import keras
 
     keras.backend.clear_session()

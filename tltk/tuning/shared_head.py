@@ -10,8 +10,12 @@ those weights. Hyperband's epochs are the last phase's, so its short trials cost
 fine-tuning epochs.
 
 A key of the head phase (head.*, augment.*, backbone.*, phases.0.*, data, seed, ...) changes
-what the head learns, so such a search trains every trial from the start. (Searching head-only
-keys on cached backbone features is the next step: it needs the feature cache.)
+what the head learns, so such a search trains every trial from the start. When its keys are
+head and phase keys only (`head_phase_keys_only`: head.dropout, phases.0.learning_rate, ...),
+the backbone every trial starts from and the data it sees are the same, so a cached head phase
+(a frozen backbone, no augmentation: `tltk.features`) takes the backbone's features from a
+store the search keeps (`SharedFeatures`): they are computed once for the whole search, not
+once per trial (one feature pass per split and execution seed).
 """
 
 from __future__ import annotations
@@ -21,6 +25,7 @@ import re
 import shutil
 from pathlib import Path
 
+from tltk.features import SharedFeatures
 from tltk.fitting import phase_weights
 from tltk.io import atomic_write_json
 from tltk.log import say
@@ -40,12 +45,31 @@ def later_phase_keys_only(recipe: Recipe) -> bool:
     )
 
 
+_FEATURE_KEYS = ("head.pooling",)
+"""Head keys that change the pooled features themselves (they are cut after the pooling)."""
+
+
+def head_phase_keys_only(recipe: Recipe) -> bool:
+    """Does the search leave the backbone's features at the start of a run as they are (every
+    key a head key other than the pooling, or a phase key), with a first phase that trains the
+    head alone? Then its trials' cached head phases can share one feature pass."""
+    keys = list(recipe.tune.space)
+    return (
+        bool(recipe.phases)
+        and recipe.phases[0].train == "head"
+        and all(
+            (k.startswith("head.") and k not in _FEATURE_KEYS) or _LATER_PHASE_KEY.match(k)
+            for k in keys
+        )
+    )
+
+
 def base_recipe(trial: Recipe) -> Recipe:
     """The trial's recipe cut to its first phase: what every trial's head phase trains."""
     return trial.model_copy(update={"phases": trial.phases[:1]})
 
 
-def shared_head_run(base: Recipe, folder: Path) -> Path:
+def shared_head_run(base: Recipe, folder: Path, features: SharedFeatures | None = None) -> Path:
     """Train `base` (one phase) in `folder` once; a later call finds it finished (or resumes
     it, if the search was killed while it trained)."""
     from tltk.trainer import train
@@ -53,7 +77,7 @@ def shared_head_run(base: Recipe, folder: Path) -> Path:
     state = folder / "state.json"
     if not (state.is_file() and json.loads(state.read_text()).get("finished")):
         say(f"Training the head once for every trial: {folder}")
-        train(base, run_dir=folder)
+        train(base, run_dir=folder, shared_features=features)
     return folder
 
 

@@ -1,0 +1,126 @@
+"""Where a run's memory goes per example: RSS and Python (tracemalloc) memory after each stage
+of loading and streaming one data set, in one process.
+
+    nice -n 5 python benchmarks/bench_data_memory.py FORM PATH [--tracemalloc]
+
+FORM is `folder` (class folders) or `tfrecord` (TFRecord files, or a `tltk data shard` folder),
+e.g. those benchmarks/bench_data_scale.py makes (its `make_folder`, `make_records`,
+`make_shards`). Stages, in the order a run meets them: TensorFlow's runtime start (the first
+op), the source read (listing, label pass, manifest), the file checks, splitting and the
+duplicate checks, RUN/splits.csv, class weights, building the training stream, its first batch,
+then 50 batches. For each: seconds, RSS after it, the peak RSS during it (VmHWM, reset before
+each stage), and with `--tracemalloc` the Python memory kept after it and its peak during it
+(numpy arrays and Python objects; TensorFlow's C++ memory is not traced).
+"""
+
+from __future__ import annotations
+
+import argparse
+import functools
+import json
+import os
+import sys
+import time
+import tracemalloc
+
+BATCH = 64
+SIZE = 28
+
+
+def _status(key: str) -> float:
+    with open("/proc/self/status") as f:
+        for line in f:
+            if line.startswith(key):
+                return int(line.split()[1]) / 1024  # kB -> MB
+    return float("nan")
+
+
+def _reset_peak() -> None:
+    with open("/proc/self/clear_refs", "w") as f:  # "5": reset VmHWM to the current RSS
+        f.write("5")
+
+
+class Stages:
+    """Records one row per stage: seconds, RSS after, peak RSS during, Python memory."""
+
+    def __init__(self, traced: bool):
+        self.traced, self.rows = traced, []
+
+    def run(self, name: str, fn, *args, **kwargs):
+        _reset_peak()
+        if self.traced:
+            tracemalloc.reset_peak()
+            before = tracemalloc.get_traced_memory()[0]
+        start = time.perf_counter()
+        out = fn(*args, **kwargs)
+        row = {
+            "stage": name,
+            "s": round(time.perf_counter() - start, 2),
+            "rss_mb": round(_status("VmRSS"), 1),
+            "peak_rss_mb": round(_status("VmHWM"), 1),
+        }
+        if self.traced:
+            now, peak = tracemalloc.get_traced_memory()
+            row.update(
+                py_kept_mb=round((now - before) / 1024**2, 2),
+                py_peak_mb=round((peak - before) / 1024**2, 2),
+                py_total_mb=round(now / 1024**2, 2),
+            )
+        self.rows.append(row)
+        print(json.dumps(row), flush=True)
+        return out
+
+    def wrap(self, module, name: str, label: str) -> None:
+        """Make `module.name` a stage of its own wherever the loader calls it."""
+        fn = getattr(module, name)
+
+        @functools.wraps(fn)
+        def staged(*args, **kwargs):
+            return self.run(label, fn, *args, **kwargs)
+
+        setattr(module, name, staged)
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("form", choices=["folder", "tfrecord"])
+    ap.add_argument("path")
+    ap.add_argument("--tracemalloc", action="store_true")
+    ap.add_argument("--out", default=os.devnull, help="RUN/splits.csv goes here")
+    args = ap.parse_args()
+    stages = Stages(args.tracemalloc)
+    import keras  # noqa: F401  (the imports are not a stage)
+    import tensorflow as tf
+
+    import tltk.data.assemble as assemble
+    import tltk.data.images as images
+    from tltk.data import build_pipeline, class_weights, load_image_data
+    from tltk.data.report import write_split_manifest
+    from tltk.modalities.image import ImagePreprocessor
+    from tltk.recipe import DataConfig
+
+    print(json.dumps({"stage": "imported", "rss_mb": round(_status("VmRSS"), 1)}), flush=True)
+    if args.tracemalloc:
+        tracemalloc.start()
+    stages.run("TensorFlow's runtime", lambda: (tf.constant(1) + 1).numpy())  # device set-up
+    stages.wrap(images, "read_source", "source read")
+    stages.wrap(images, "_inspect", "file checks / digests")
+    stages.wrap(assemble, "check_duplicates", "duplicate checks")
+    cfg = DataConfig(source=args.form, path=args.path, val_fraction=0.05, test_fraction=0.0)
+    data = stages.run("load (all of the above)", load_image_data, cfg, seed=0)
+    stages.run("splits.csv", write_split_manifest, data, args.out)
+    train = data.splits["train"]
+    stages.run("class weights", class_weights, train.labels, data.num_classes)
+    ds = stages.run(
+        "build_pipeline", build_pipeline, train, num_classes=data.num_classes,
+        preprocessor=ImagePreprocessor(SIZE), batch_size=BATCH, training=True, seed=0,
+        cache="none",
+    )  # fmt: skip
+    batches = iter(ds)
+    stages.run("first batch", next, batches)
+    stages.run("50 batches", lambda: [next(batches) for _ in range(50)])
+    print(json.dumps({"examples": sum(map(len, data.splits.values())), "form": args.form}))
+
+
+if __name__ == "__main__":
+    sys.exit(main())
