@@ -27,6 +27,7 @@ import time
 from pathlib import Path
 
 import numpy as np
+import yaml
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
@@ -43,7 +44,9 @@ def main(argv: list[str] | None = None) -> dict:
     work.mkdir(parents=True, exist_ok=True)
     records_file = work / "records.jsonl"
     records = _read_records(records_file)
-    bench = cases.Bench(work=work, data_root=args.data_root, quick=args.quick)
+    bench = cases.Bench(
+        work=work, data_root=args.data_root, quick=args.quick, overrides=args.overrides
+    )
     bench.pretrain = lambda key: _pretrain(bench, key, records, records_file)
     if args.reuse:
         _reuse(args.reuse, bench, records, records_file)
@@ -103,6 +106,15 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
         help="take the baselines, probes and pretrained backbones from an earlier benchmark's "
         "--work folder (only tltk rows train: a branch's defaults scored against the same ones)",
     )
+    p.add_argument(
+        "--set",
+        dest="overrides",
+        action="append",
+        default=[],
+        metavar="KEY=VALUE",
+        help="set a recipe key (YAML value) in every tltk row, e.g. train.ema=0.99: a candidate "
+        "default on the same cases (give it its own --work: rows are keyed by method name)",
+    )
     p.add_argument("--work", type=Path, help="runs and results (default runs/accuracy/<time>)")
     p.add_argument(
         "--data-root",
@@ -114,6 +126,10 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     args = p.parse_args(argv)
     args.cases = [c.strip() for c in args.cases.split(",") if c.strip()]
     args.methods = [m.strip() for m in args.methods.split(",") if m.strip()]
+    pairs = [item.partition("=") for item in args.overrides]
+    if any(not key or not sep for key, sep, _ in pairs):
+        p.error(f"--set takes KEY=VALUE, got {args.overrides}")
+    args.overrides = {key: yaml.safe_load(value) for key, _, value in pairs}
     unknown = [c for c in args.cases if c not in cases.CASES]
     if unknown:
         p.error(f"unknown case(s) {unknown}; known: {', '.join(cases.CASES)}")

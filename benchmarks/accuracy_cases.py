@@ -56,6 +56,9 @@ class Bench:
     pretrain: Callable[[str], Path] | None = None
     """name -> the finished pretraining run folder (trained on first use, see accuracy.py)."""
     pretrained: dict[str, Path] = field(default_factory=dict)
+    overrides: dict[str, object] = field(default_factory=dict)
+    """Dotted recipe keys -> values set in every tltk row's recipe (`--set`), e.g.
+    {"train.ema": 0.99}: a candidate default scored on the same cases."""
 
     @property
     def runs(self) -> Path:
@@ -81,12 +84,29 @@ class Bench:
         recipe["backbone"].update(backbone or {})
         return self.housekeeping(recipe)
 
+    def random_head(self, recipe: dict) -> dict:
+        """`recipe` with `head.init: random`: its head phase starts from Keras' initialiser, as
+        tltk trained it before the linear-probe start."""
+        recipe = {
+            **recipe,
+            "name": recipe["name"] + "-random",
+            "head": dict(recipe.get("head", {})),
+        }
+        recipe["head"]["init"] = "random"
+        return recipe
+
     def housekeeping(self, recipe: dict) -> dict:
         train = recipe.setdefault("train", {})
         train.update(runs_dir=str(self.runs), verbose=2)
         if self.quick:
             train["steps_per_epoch"] = 2
         recipe["export"] = {"enabled": False}
+        for key, value in self.overrides.items():
+            *parents, last = key.split(".")
+            section = recipe
+            for name in parents:
+                section = section.setdefault(name, {})
+            section[last] = value
         return recipe
 
 
@@ -227,6 +247,11 @@ def fashion_fewshot(bench: Bench, seed: int) -> CaseRun:
         name = f"fashion_fewshot-hand_transfer{_slug(label)}-s{seed}"
         recipe = bench.hand("digits_transfer.yaml", name, seed, str(path), backbone)
         run.rows.append(Row(f"tltk digits_transfer.yaml{label}", "tltk", recipe))
+        if not label:  # the example recipe as it trained before the probe start
+            run.rows.append(
+                Row("tltk digits_transfer.yaml, head.init: random", "tltk",
+                    bench.random_head(recipe))
+            )  # fmt: skip
     return run
 
 
@@ -292,6 +317,9 @@ def _text_rows(bench: Bench, case: str, seed: int, data: dict, task: str, hand: 
     if hand:
         recipe = bench.hand("text_minilm.yaml", f"{case}-hand-s{seed}", seed, data["path"])
         run.rows.append(Row("tltk text_minilm.yaml", "tltk", recipe))
+        run.rows.append(
+            Row("tltk text_minilm.yaml, head.init: random", "tltk", bench.random_head(recipe))
+        )
     return run
 
 

@@ -15,6 +15,7 @@ uses val only to stop early.
 from __future__ import annotations
 
 import csv
+import json
 from collections import Counter
 from pathlib import Path
 
@@ -42,7 +43,17 @@ def tltk_run(recipe: dict, data: LabelledData) -> dict:
     keras.backend.clear_session()
     result = tltk.train(recipe, resume=False)
     check_same_split(result.run_dir / "splits.csv", data)
-    return {**headline(result.metrics), "run": str(result.run_dir)}
+    return {**headline(result.metrics), **run_facts(result.run_dir), "run": str(result.run_dir)}
+
+
+def run_facts(run_dir: Path) -> dict:
+    """What the run's state.json says of how it trained: the probe's val accuracy (a probe
+    start), and the epoch each phase ended at (did early stopping end it?)."""
+    state = json.loads((run_dir / "state.json").read_text())
+    out: dict = {"phase_end_epochs": [p.get("end_epoch") for p in state.get("phases", [])]}
+    if state.get("probe"):
+        out["probe_val_accuracy"] = state["probe"].get("val_accuracy")
+    return out
 
 
 def check_same_split(splits_csv: Path, data: LabelledData) -> None:

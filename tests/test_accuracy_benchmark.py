@@ -44,6 +44,10 @@ def test_toy_case_gives_one_row_per_method_with_scores_and_times(toy_report):
     markdown = (root / "work" / "accuracy.md").read_text()
     assert "| case | method | seeds | accuracy | macro-F1 | micro-F1 | CPU-s | wall-s |" in markdown
     assert markdown.count("\n| toy |") == 3
+    # The tltk row says how it trained: a random backbone, so no probe; one from-scratch phase.
+    tltk_row = next(r for r in report["records"] if r["method"].startswith("tltk"))
+    assert "probe_val_accuracy" not in tltk_row and len(tltk_row["phase_end_epochs"]) == 1
+    assert tltk_row["phase_end_epochs"][0] >= 1
     saved = json.loads((root / "work" / "accuracy.json").read_text())
     assert saved["table"] == table and len(saved["records"]) == 3
 
@@ -80,3 +84,16 @@ def test_reuse_takes_the_baselines_of_an_earlier_work_folder_and_methods_filters
 
 def _toy_data(root) -> dict:
     return {"source": "folder", "path": str(root / "data" / "accuracy_quick" / "toy" / "seed0")}
+
+
+def test_set_puts_a_key_in_every_tltk_rows_recipe(tmp_path):
+    from benchmarks import accuracy_cases
+
+    args = accuracy.parse_args(["--set", "train.ema=0.99", "--set", "evaluate.tta=flip"])
+    assert args.overrides == {"train.ema": 0.99, "evaluate.tta": "flip"}
+    bench = accuracy_cases.Bench(work=tmp_path, data_root=tmp_path, overrides=args.overrides)
+    recipe = bench.housekeeping({"name": "r", "train": {"batch_size": 8}})
+    assert recipe["train"]["ema"] == 0.99 and recipe["train"]["batch_size"] == 8
+    assert recipe["evaluate"] == {"tta": "flip"}
+    with pytest.raises(SystemExit):
+        accuracy.parse_args(["--set", "train.ema"])

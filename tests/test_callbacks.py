@@ -112,3 +112,33 @@ def test_backup_epoch_and_callback_state_survive_a_restart(tmp_path):
         )
     for a, b in zip(again[0].best_weights, es.best_weights, strict=True):
         np.testing.assert_array_equal(a, b)
+
+
+def test_a_cosine_phase_runs_its_schedule_out_unless_told_to_stop():
+    from tltk.callbacks import _monitoring
+    from tltk.recipe import CallbacksConfig, PhaseConfig
+
+    def kinds(phase, **early_stopping):
+        cfg = CallbacksConfig(early_stopping=early_stopping)
+        return [type(c).__name__ for c in _monitoring(cfg, phase, lambda name: name)]
+
+    cosine, constant = PhaseConfig(schedule="cosine"), PhaseConfig()
+    assert kinds(cosine) == []  # no early stop, no best-epoch restore: the last weights
+    assert kinds(cosine, cosine="stop") == ["EarlyStopping"]
+    assert kinds(constant) == ["EarlyStopping", "ReduceLROnPlateau"]
+
+
+def test_weights_with_nan_are_never_saved_as_a_phase_result():
+    import keras
+    import numpy as np
+    import pytest
+
+    from tltk.callbacks import check_finite_weights
+    from tltk.runs import TrainingDiverged
+
+    model = keras.Sequential([keras.Input((2,)), keras.layers.Dense(1)])
+    check_finite_weights(model, "head")  # finite: nothing happens
+    kernel = model.layers[0].kernel
+    kernel.assign(np.array([[np.nan], [0.0]], "float32"))
+    with pytest.raises(TrainingDiverged, match="phase 'head' diverged: .*kernel holds NaN"):
+        check_finite_weights(model, "head")

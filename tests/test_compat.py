@@ -60,6 +60,14 @@ def test_variable_index_inside_update_step(devices):
     np.testing.assert_allclose(variables[2].numpy(), [-0.3, -0.3, -0.3])
 
 
+def test_the_ema_swap_reaches_the_private_state_of_keras_callback():
+    from tltk.compat import EMAWeightSwap
+
+    assert keras.callbacks.SwapEMAWeights(swap_on_epoch=True)._ema_weights_in_model is False
+    assert EMAWeightSwap(swapped=True).swapped and not EMAWeightSwap().swapped
+    assert callable(keras.callbacks.SwapEMAWeights()._finalize_ema_values)
+
+
 def test_released_custom_gradients_frees_the_graphs_a_fit_traced():
     """A fit traces Keras' train step, whose optimizer registers a custom gradient holding the
     step's graph; inside the block the gradient works, after it the graph can be freed."""

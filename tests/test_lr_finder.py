@@ -14,7 +14,7 @@ import yaml
 from helpers import make_image_folder, tiny_recipe
 
 import tltk
-from tltk import fitting
+from tltk import lr_auto
 from tltk.cli import main
 from tltk.lr_finder import LRRangeTest, default_steps, range_test, suggest_learning_rate
 from tltk.phases import PhaseError, make_optimizer
@@ -151,13 +151,21 @@ def test_cli_lr_find_prints_a_rate_and_writes_the_plot(tmp_path, capsys):
     assert main(["lr-find", str(path), "--steps", "30", "--out", str(out)]) == 2
 
 
+def test_lr_find_of_a_recipe_without_phases_tests_the_default_plans_phase(tmp_path):
+    recipe = _image_recipe(tmp_path)
+    del recipe["phases"]  # weights none: the default plan is one from-scratch phase
+    result = tltk.lr_find(recipe, steps=12)
+    assert result.extra["phase"] == "'scratch' (all)" and result.plot.is_file()
+    assert 1e-8 < result.suggestion < 1.0
+
+
 @pytest.mark.slow
 def test_auto_is_found_once_recorded_and_reused_when_the_run_resumes(tmp_path, monkeypatch):
     recipe = _image_recipe(tmp_path, learning_rate="auto")
     calls = []
-    real = fitting.find_learning_rate
+    real = lr_auto.find_learning_rate
     monkeypatch.setattr(
-        fitting, "find_learning_rate", lambda *a, **k: calls.append(1) or real(*a, **k)
+        lr_auto, "find_learning_rate", lambda *a, **k: calls.append(1) or real(*a, **k)
     )
     result = tltk.train(recipe)
     run = result.run_dir

@@ -64,7 +64,12 @@ def test_the_default_plan_sizes_fine_tuning_from_the_data(n, modality, epochs):
     assert finetune.train == "all" and finetune.epochs == epochs
     assert finetune.schedule == "cosine" and finetune.batchnorm == "frozen"
     optimizer, lr, decay, weight_decay = pl.FINETUNE[modality]
-    assert (finetune.optimizer, finetune.learning_rate) == (optimizer, lr)
+    if plan.init == "probe":  # a gentler fine-tune of a probed head
+        lr *= pl.AFTER_PROBE[modality]
+    assert finetune.optimizer == optimizer
+    assert finetune.learning_rate == pytest.approx(lr)
+    # Warm-up: a tenth of the phase's steps.
+    assert finetune.warmup_epochs == pytest.approx(0.1 * epochs, abs=0.01)
     assert (finetune.layerwise_decay, finetune.weight_decay) == (decay, weight_decay)
     assert f"{n:,} training examples, batch 32 -> {steps} steps/epoch" in plan.description
     assert f"all groups for {epochs} epochs = {epochs * steps:,} steps" in plan.description
@@ -108,6 +113,19 @@ def test_head_init_auto_probe_and_random():
     assert pl.head_init(_recipe(), big) == ("random", "more than 200,000 training examples")
     assert pl.head_init(_recipe(head={"init": "probe"}), big) == ("probe", "head.init")
     assert pl.head_init(_recipe(head={"init": "random"}), 10) == ("random", "head.init")
+
+
+def test_head_init_auto_keeps_a_recipes_own_head_phase_when_it_is_long_enough():
+    recipe = _recipe(phases=[{"train": "head", "epochs": 6}, {"train": "all", "epochs": 10}])
+    # digits_transfer.yaml on its 1,168 digits: 37 steps an epoch, 222 head steps.
+    assert pl.plan_run(recipe, 1168, 37).init == "random"
+    assert pl.head_init(recipe, 1168, 37) == ("random", "phases[0] trains the head for 222 steps")
+    # The same recipe on 200 images: 42 head steps, too few to learn: the probe starts it.
+    assert pl.plan_run(recipe, 200, 7).init == "probe"
+    backbone_first = _recipe(phases=[{"train": "all", "epochs": 10}])
+    assert pl.plan_run(backbone_first, 1168, 37).init == "probe"
+    explicit = _recipe(head={"init": "probe"}, phases=[{"train": "head", "epochs": 6}])
+    assert pl.plan_run(explicit, 1168, 37).init == "probe"
 
 
 def test_a_continue_run_starts_from_its_grown_head_never_a_probe():

@@ -135,13 +135,12 @@ def lr_find(
 def _lr_find(recipe, run, index: int, steps, start: float, end: float, setup: tuple):
     import keras
 
-    from tltk import fitting
-    from tltk import phases as ph
+    from tltk import fitting, lr_auto
 
     keras.utils.set_random_seed(recipe.seed)
     data = tasks.load_data(recipe)
     fit = fitting.prepare(recipe, run, data, *setup)
-    phase_list = recipe.phases or ph.default_phases(len(fit.task_model.backbone_groups))
+    phase_list = fit.plan.phases  # the recipe's, or the default plan
     if not 0 <= index < len(phase_list):
         raise ValueError(f"--phase {index}: the recipe has phases 0..{len(phase_list) - 1}")
     model = fit.task_model.model
@@ -157,7 +156,7 @@ def _lr_find(recipe, run, index: int, steps, start: float, end: float, setup: tu
                 fitting.run_phase(fit, i, phase_list[i])
             model.load_weights(str(fitting.phase_weights(run, index - 1)))
             started_from = f"phases 0..{index - 1} trained first (no run of this recipe had them)"
-    result = fitting.find_learning_rate(
+    result = lr_auto.find_learning_rate(
         fit, index, phase_list[index], steps=steps, start=start, end=end
     )
     result.started_from = started_from

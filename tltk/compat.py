@@ -29,6 +29,28 @@ def variable_index(optimizer: keras.optimizers.Optimizer, variable) -> int:
     return optimizer._get_variable_index(variable)
 
 
+class EMAWeightSwap(keras.callbacks.SwapEMAWeights):
+    """Keras' SwapEMAWeights (`swap_on_epoch=True`) that can be told, when a phase resumes from
+    a backup made at an epoch's end, that the model holds the average (as the backup saved
+    it), and that can settle the average into the model when fit stops before its last
+    epoch. Both reach into the callback's private state: `_ema_weights_in_model` and
+    `_finalize_ema_values` (keras/src/callbacks/swap_ema_weights.py)."""
+
+    def __init__(self, *, swapped: bool = False):
+        super().__init__(swap_on_epoch=True)
+        self._ema_weights_in_model = swapped
+
+    @property
+    def swapped(self) -> bool:
+        """Whether the model holds the average now (and the optimizer the trained weights)."""
+        return self._ema_weights_in_model
+
+    def settle(self) -> None:
+        """After an epoch's swap: make the average what fit's `finalize_variable_values` puts
+        in the model at its end (else, stopped early, it would put the trained weights)."""
+        self._finalize_ema_values()
+
+
 CUSTOM_GRADIENT_PREFIX = "CustomGradient-"
 
 

@@ -22,22 +22,23 @@ import keras
 import numpy as np
 import tensorflow as tf
 
-from tltk import lr_finder, tasks
 from tltk import phases as ph
 from tltk import plan as pl
+from tltk import tasks
 from tltk.callback_state import CallbackState, backed_up_epoch
-from tltk.callbacks import TrainingDiverged, ValidationMetrics, phase_callbacks
+from tltk.callbacks import ValidationMetrics, check_finite_weights, phase_callbacks
 from tltk.data import LabelledData
 from tltk.data.passes import batches_per_pass
 from tltk.features import FeatureCache, SharedFeatures, cache_decision
 from tltk.hardware import Hardware
 from tltk.head_start import start_head
-from tltk.io import atomic_write_json, atomic_write_text, save_weights_atomic
+from tltk.io import save_weights_atomic
 from tltk.log import say as _say
+from tltk.lr_auto import resolve_learning_rate
 from tltk.model import TaskModel
 from tltk.multiworker import FollowChief, from_chief, share_variables
-from tltk.plots import plot_lr_find
-from tltk.recipe import PhaseConfig, Recipe, load_recipe
+from tltk.phase_compile import compile_phase as _compile
+from tltk.recipe import PhaseConfig, Recipe
 from tltk.runs import Run
 from tltk.strategy import Role, describe
 
@@ -210,7 +211,7 @@ def run_phase(fit: Fit, index: int, phase: PhaseConfig) -> None:
         _fit(fit, index, phase, trained, cached is not None, start, first, length)
     if train_groups:  # the backbone changed: its cached features are stale
         fit.features.clear()
-    _check_finite(model, state["name"])
+    check_finite_weights(model, state["name"])
     state.setdefault("end_epoch", start)
     phase_weights(run, index).parent.mkdir(exist_ok=True)
     save_weights_atomic(model, phase_weights(run, index))
@@ -243,8 +244,9 @@ def _fit(fit: Fit, index: int, phase, trained, cached: bool, start: int, first: 
             replicas=replicas, start_batch=start_batch,
         )  # fmt: skip
     callbacks = phase_callbacks(
-        recipe, fit.run, index, phase, validation=validation, saves=fit.task_model.model
-    )
+        recipe, fit.run, index, phase, validation=validation, saves=fit.task_model.model,
+        resumed=first > start,
+    )  # fmt: skip
     trained.fit(
         train_ds,
         epochs=start + length.epochs,
@@ -255,61 +257,6 @@ def _fit(fit: Fit, index: int, phase, trained, cached: bool, start: int, first: 
         shuffle=False,  # the pipeline shuffles, by epoch
         verbose=recipe.train.verbose,
     )
-
-
-def resolve_learning_rate(fit: Fit, index: int, phase: PhaseConfig) -> PhaseConfig:
-    """The phase with `learning_rate: auto` replaced by the range test's suggestion, found once
-    per run: recorded in RUN/state.json and RUN/recipe.yaml (curve and plot in RUN/lr_find/),
-    and reused as recorded when the run resumes."""
-    if phase.learning_rate != "auto":
-        return phase
-    run, state = fit.run, fit.run.phase(index)
-    if "learning_rate" not in state:
-        result = find_learning_rate(fit, index, phase)
-        folder = run.dir / "lr_find"
-        title = f"{fit.recipe.name}, phases.{index} '{state['name']}' ({phase.train})"
-        result.plot = plot_lr_find(result, folder / f"phase{index}.png", title)
-        atomic_write_json(folder / f"phase{index}.json", result.to_json())
-        state["learning_rate"] = result.suggestion
-        state["lr_find"] = {"minimum": result.minimum, "steepest": result.steepest,
-                            "steps": len(result.losses), "plot": str(result.plot)}  # fmt: skip
-        resolved = load_recipe(run.dir / "recipe.yaml")
-        if resolved.phases:  # default phases never say auto
-            resolved.phases[index].learning_rate = result.suggestion
-            atomic_write_text(run.dir / "recipe.yaml", resolved.to_yaml())
-        run.save()
-        _say(f"learning_rate auto: the range test suggests {result.suggestion:.3g} ({result.plot})")
-    return phase.model_copy(update={"learning_rate": state["learning_rate"]})
-
-
-def find_learning_rate(
-    fit: Fit,
-    index: int,
-    phase: PhaseConfig,
-    *,
-    steps: int | None = None,
-    start: float = lr_finder.START_LR,
-    end: float = lr_finder.END_LR,
-) -> lr_finder.LRFinderResult:
-    """The range test of phase `index` from the model's current weights (put back after): the
-    phase's groups, BatchNorm mode, optimizer and multipliers at a constant, rising rate, on
-    the training stream with its augmentation."""
-    constant = {"learning_rate": start, "schedule": "constant", "warmup_epochs": 0.0}
-    _compile(fit, index, phase.model_copy(update=constant))
-    train_ds = tasks.pipeline(
-        fit.recipe, fit.data, "train", fit.task_model, fit.train_batch, training=True,
-        replicas=fit.strategy.num_replicas_in_sync,
-    )  # fmt: skip
-    result = lr_finder.range_test(
-        fit.task_model.model,
-        train_ds,
-        steps=steps or lr_finder.default_steps(fit.steps),
-        class_weight=fit.class_weight,
-        start=start,
-        end=end,
-    )
-    result.phase = index
-    return result
 
 
 def _progress(fit: Fit, index: int, backup: Path) -> tuple[int, int, bool]:
@@ -345,46 +292,6 @@ def _follow_chief(fit: Fit, callbacks: list, *, resumed: bool) -> list:
     backup = [isinstance(c, keras.callbacks.BackupAndRestore) for c in callbacks]
     at = backup.index(True) + 1 if any(backup) else len(callbacks)
     return [*callbacks[:at], FollowChief(fit.strategy, resumed, state), *callbacks[at:]]
-
-
-def _compile(fit: Fit, index: int, phase: PhaseConfig, model: keras.Model | None = None) -> None:
-    """Freeze/unfreeze the phase's groups and compile `model` (the task model, or the head
-    alone on cached features) with the phase's optimizer in the strategy's scope."""
-    task_model, recipe = fit.task_model, fit.recipe
-    where = f"phases[{index}].train"
-    train_groups = ph.trainable_groups(phase.train, task_model.backbone_groups, where)
-    ph.set_trainable(task_model.groups, train_groups, phase.batchnorm)
-    multipliers = ph.lr_multipliers(task_model.groups, train_groups, phase)
-    with fit.strategy.scope():
-        optimizer = ph.make_optimizer(
-            phase,
-            steps_per_epoch=fit.steps,
-            multipliers=multipliers,
-            clipnorm=recipe.train.clipnorm,
-            global_clipnorm=recipe.train.global_clipnorm,
-        )
-        (model or fit.train_model).compile(
-            optimizer=optimizer,
-            loss=tasks.loss(recipe),
-            metrics=tasks.metrics(recipe, task_model),
-            jit_compile=fit.hardware.jit_compile,
-        )
-    used = bool((model or task_model.model).jit_compile)  # Keras turns XLA off without it
-    if used != fit.run.state["hardware"]["jit_compile"]:
-        _say(f"jit_compile {'on' if used else 'off'}: Keras' choice for this model")
-        fit.run.state["hardware"]["jit_compile"] = used
-        fit.run.save()
-
-
-def _check_finite(model: keras.Model, phase_name: str) -> None:
-    """A phase whose weights hold NaN/inf (TerminateOnNaN switched off) is never saved."""
-    for weight in model.weights:
-        if not np.all(np.isfinite(keras.ops.convert_to_numpy(weight))):
-            raise TrainingDiverged(
-                f"phase '{phase_name}' diverged: {weight.path} holds NaN or infinite values; "
-                "nothing of this phase was saved. Try a lower learning_rate, "
-                "train.global_clipnorm: 1.0, and train.precision: float32."
-            )
 
 
 def phase_weights(run: Run, index: int) -> Path:

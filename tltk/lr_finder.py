@@ -4,7 +4,7 @@ while the learning rate rises exponentially, watch the smoothed loss, suggest a 
 `LRRangeTest` is a plain Keras callback, so the test is `model.fit` on the model the phase
 compiled (its groups frozen, its optimizer, its per-group multipliers), from the phase's
 starting weights; `range_test` restores those weights afterwards. The trainer runs it for a
-phase whose `learning_rate` is `auto` (tltk/fitting.py); `tltk.lr_find` (tltk/api.py) runs it
+phase whose `learning_rate` is `auto` (tltk/lr_auto.py); `tltk.lr_find` (tltk/api.py) runs it
 for any phase of a recipe.
 
 The suggestion comes from the longest descent of the smoothed loss: the longest sequence of

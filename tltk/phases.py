@@ -150,11 +150,12 @@ def make_optimizer(
     multipliers: dict[str, float] | None = None,
     clipnorm: float | None = None,
     global_clipnorm: float | None = None,
+    ema: float | None = None,
 ) -> keras.optimizers.Optimizer:
     if phase.learning_rate == "auto":
         raise PhaseError(
             "learning_rate: auto is resolved by the range test before a phase compiles "
-            "(tltk.fitting.resolve_learning_rate, or tltk.lr_find); give a number here"
+            "(tltk.lr_auto.resolve_learning_rate, or tltk.lr_find); give a number here"
         )
     """The phase's optimizer; `steps_per_epoch` is the run's epoch length (a phase given in
     `steps` has its own, `tltk.plan.phase_length`)."""
@@ -181,6 +182,8 @@ def make_optimizer(
         kwargs["global_clipnorm"] = global_clipnorm
     if phase.weight_decay is not None:
         kwargs["weight_decay"] = phase.weight_decay
+    if ema is not None:  # the optimizer keeps the average; fit ends on it (tltk.ema)
+        kwargs.update(use_ema=True, ema_momentum=ema)
     if phase.optimizer in ("sgd", "rmsprop"):
         kwargs["momentum"] = phase.momentum
     if phase.nesterov:

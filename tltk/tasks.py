@@ -27,6 +27,7 @@ from tltk.modalities import get_modality
 from tltk.modalities.base import Modality
 from tltk.model import TaskModel, build_model
 from tltk.recipe import HeadConfig, Recipe, load_recipe
+from tltk.tta import flip_averaged
 
 
 def modality(recipe: Recipe) -> Modality:
@@ -173,7 +174,11 @@ def predict_split(
     """(y_true, y_score, loss) on a split, in the split's order; each example counted once."""
     ds = pipeline(recipe, data, split, task_model, batch, training=False, replicas=replicas)
     labels = data.splits[split].labels
-    scores = head(recipe).predictions(predict_unpadded(task_model.model, ds, len(labels)))
+    if recipe.evaluate.tta == "flip":
+        outputs = flip_averaged(task_model.model, ds, len(labels))
+    else:
+        outputs = predict_unpadded(task_model.model, ds, len(labels))
+    scores = head(recipe).predictions(outputs)
     value = loss(recipe)(targets(recipe, data, split), scores)
     value = float(keras.ops.convert_to_numpy(value))
     return labels, scores, value

@@ -82,6 +82,15 @@ class Recipe(StrictModel):
         return self
 
     @model_validator(mode="after")
+    def _tta_fits(self) -> Recipe:
+        if self.evaluate.tta != "none" and self.modality != "image":
+            raise ValueError(
+                f"evaluate.tta: {self.evaluate.tta} mirrors images; a {self.modality} recipe "
+                "has none (use evaluate.tta: none)"
+            )
+        return self
+
+    @model_validator(mode="after")
     def _continual_fits(self) -> Recipe:
         cont = self.continue_from
         if cont is None:

@@ -203,6 +203,11 @@ class EarlyStoppingConfig(StrictModel):
     patience: int = 3
     min_delta: float = 0.0
     restore_best_weights: bool = True
+    cosine: Literal["full", "stop"] = "full"
+    """In a phase with `schedule: cosine`: `full` runs the whole schedule (it decides the
+    phase's length, as it owns its rate) and ends on its last weights, where the rate has
+    decayed; `stop` stops early and restores as in a constant-rate phase (a stop before the
+    rate has decayed ends it mid-schedule). The best epoch's weights are still checkpointed."""
 
 
 class ReduceLRConfig(StrictModel):
@@ -238,6 +243,15 @@ class TrainConfig(StrictModel):
     """auto: XLA on GPUs and TPUs, off on CPUs (slower there) and under `deterministic`."""
     steps_per_epoch: int | None = None
     """Cap the batches per epoch (quick runs)."""
+    ema: float | None = Field(None, gt=0.0, lt=1.0)
+    """Exponential moving average of the trained weights (Polyak averaging), this momentum
+    (e.g. 0.99): validation, the best-epoch checkpoint, each phase's result, evaluation and
+    export all use the averaged weights; the optimizer keeps the average, so a resumed phase
+    goes on with it. None: off. Each phase starts a new average."""
+    swa: int | None = Field(None, ge=1)
+    """Stochastic weight averaging: each phase ends with the mean of its weights at the end of
+    its last `swa` epochs (after early stopping's best-weights restore, which it replaces).
+    None: off."""
     feature_cache: Literal["auto", "on", "off"] = "auto"
     """Phases that train only the head on a frozen backbone train it on the backbone's pooled
     features, computed once per split (tltk/features.py). `auto`: when training sees no
@@ -254,6 +268,10 @@ class EvaluateConfig(StrictModel):
     split: str = "test"
     top_k: int = Field(5, ge=1)
     plots: bool = True
+    tta: Literal["none", "flip"] = "none"
+    """Test-time augmentation of the evaluation (images): `flip` scores each image and its
+    left-right mirror and averages the two. Off by default: a mirrored digit or letter is
+    another image. The exported model is unchanged (one pass, the same signature)."""
 
 
 class ExportConfig(StrictModel):
