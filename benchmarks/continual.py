@@ -45,6 +45,21 @@ class Suite:
     source: str  # "digits", "fashion", "debian"
 
 
+def _run_sections(top_k: int, replay_budget: int) -> dict:
+    """What every suite's recipe shares: quiet training without early stopping, plots, no
+    export (the benchmark only measures), a replay buffer of `replay_budget` examples."""
+    return {
+        "train": {
+            "batch_size": 32,
+            "verbose": 0,
+            "callbacks": {"tensorboard": False, "early_stopping": None},
+        },
+        "evaluate": {"top_k": top_k, "plots": True},
+        "export": {"enabled": False},
+        "replay": {"budget": replay_budget},
+    }
+
+
 def _image_recipe(size: int, epochs: tuple[int, int]) -> dict:
     return {
         "data": {"source": "folder", "val_fraction": 0.0, "test_fraction": 0.0},
@@ -62,14 +77,7 @@ def _image_recipe(size: int, epochs: tuple[int, int]) -> dict:
                 "layerwise_decay": 0.7,
             },
         ],  # fmt: skip
-        "train": {
-            "batch_size": 32,
-            "verbose": 0,
-            "callbacks": {"tensorboard": False, "early_stopping": None},
-        },  # fmt: skip
-        "evaluate": {"top_k": 3, "plots": True},
-        "export": {"enabled": False},
-        "replay": {"budget": 200},
+        **_run_sections(top_k=3, replay_budget=200),
     }
 
 
@@ -94,14 +102,7 @@ TEXT_RECIPE = {
             "layerwise_decay": 0.7,
         },
     ],  # fmt: skip
-    "train": {
-        "batch_size": 32,
-        "verbose": 0,
-        "callbacks": {"tensorboard": False, "early_stopping": None},
-    },  # fmt: skip
-    "evaluate": {"top_k": 2, "plots": True},
-    "export": {"enabled": False},
-    "replay": {"budget": 120},
+    **_run_sections(top_k=2, replay_budget=120),
 }
 
 SUITES = {
