@@ -27,6 +27,7 @@ from tltk import plan as pl
 from tltk import tasks
 from tltk.callback_state import CallbackState, backed_up_epoch
 from tltk.callbacks import ValidationMetrics, check_finite_weights, phase_callbacks
+from tltk.class_weights import resolve_class_weight
 from tltk.data import LabelledData
 from tltk.data.passes import batches_per_pass
 from tltk.features import FeatureCache, SharedFeatures, cache_decision
@@ -136,6 +137,9 @@ def prepare(
     )  # fmt: skip
     if grown_features is not None:
         features.put("train", grown_features)
+    class_weight, why = resolve_class_weight(recipe, data)
+    if why:
+        _say(why)
     return Fit(
         recipe=recipe,
         run=run,
@@ -147,7 +151,7 @@ def prepare(
         train_batch=train_batch,
         steps=steps,
         validation=validation,
-        class_weight=tasks.class_weight(recipe, data),
+        class_weight=class_weight,
         plan=plan,
         features=features,
         train_model=train_model,

@@ -133,26 +133,6 @@ def augments(recipe: Recipe, task_model: TaskModel) -> bool:
     return kind.augment(recipe.augment, seed=recipe.seed, backbone=task_model.backbone) is not None
 
 
-def class_weight(recipe: Recipe, data: LabelledData) -> dict[int, float] | None:
-    cw = recipe.head.class_weight
-    if cw is None:
-        return None
-    if not head(recipe).class_weights:
-        raise ValueError(
-            "head.class_weight: class weights apply to multi-class (classification) heads"
-        )
-    if cw == "balanced":
-        from tltk.data import class_weights
-
-        return class_weights(data.splits["train"].labels, data.num_classes)
-    unknown = set(cw) - set(data.class_names)
-    if unknown:
-        raise ValueError(
-            f"head.class_weight: unknown class(es) {sorted(unknown)}; classes: {data.class_names}"
-        )
-    return {i: float(cw.get(name, 1.0)) for i, name in enumerate(data.class_names)}
-
-
 def loss(recipe: Recipe) -> keras.losses.Loss:
     return head(recipe).loss(recipe.head)
 
