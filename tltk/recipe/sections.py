@@ -137,7 +137,12 @@ class AugmentLayer(StrictModel):
 
 
 class AugmentConfig(StrictModel):
-    policy: Literal["none", "light", "medium", "heavy", "randaugment"] = "none"
+    policy: Literal["auto", "none", "shift", "light", "medium", "heavy", "randaugment"] = "auto"
+    """`shift`: small rotations and shifts, no flips (digits, text, shoes that all point one
+    way: a mirror image is a new image). `light`..`heavy` add horizontal flips, zoom and
+    (medium, heavy) colour. `auto`: `shift` for the default plan's fine-tune of a pretrained
+    image backbone (a recipe without `phases`, `layers`, `mixup` or `cutmix`), else none
+    (`tltk.plan.augment_config`)."""
     layers: list[AugmentLayer] = Field(default_factory=list)
     """Explicit layers, applied after the policy's."""
     mixup: float = Field(0.0, ge=0.0)
