@@ -142,7 +142,8 @@ class AugmentConfig(StrictModel):
     way: a mirror image is a new image). `light`..`heavy` add horizontal flips, zoom and
     (medium, heavy) colour. `auto`: `shift` for the default plan's fine-tune of a pretrained
     image backbone (a recipe without `phases`, `layers`, `mixup` or `cutmix`), else none
-    (`tltk.plan.augment_config`)."""
+    (`tltk.plan.augment_config`); its head phase, if any, trains on cached un-augmented
+    features."""
     layers: list[AugmentLayer] = Field(default_factory=list)
     """Explicit layers, applied after the policy's."""
     mixup: float = Field(0.0, ge=0.0)
