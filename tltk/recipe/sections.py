@@ -110,11 +110,12 @@ class HeadConfig(StrictModel):
     l1: float = 0.0
     l2: float = 0.0
     label_smoothing: float = Field(0.0, ge=0.0, lt=1.0)
-    class_weight: Literal["auto", "balanced"] | dict[str, float] | None = None
+    class_weight: Literal["auto", "balanced", "sqrt"] | dict[str, float] | None = "auto"
     """Per-class weights of a classification head's loss (probe and phases alike): `balanced`
-    (n / (k * count)), `auto` (balanced when the largest training class has more than
-    `tltk.class_weights.IMBALANCE_RATIO` times the examples of the smallest, else none; the
-    run says which), {class name: weight} (1 for the others), or null."""
+    (n / (k * count)), `sqrt` (its square root, mean weight 1), `auto` (sqrt when the largest
+    training class has more than `tltk.class_weights.IMBALANCE_RATIO` times the examples of
+    the smallest, else none; the run says which; the default), {class name: weight} (1 for the
+    others), or null (tltk/class_weights.py)."""
     init: Literal["auto", "probe", "random"] = "auto"
     """How the scores layer starts. `probe`: fitted before the first phase by a linear probe on
     the frozen backbone's cached features (multinomial logistic regression, one-vs-rest for
