@@ -26,7 +26,7 @@ CACHE_CAP_BYTES = 2 * 1024**3
 SHUFFLE_BUFFER_BYTES = 256 * 1024**2
 """A cached split is permuted in windows of decoded images; bound their memory, not length."""
 WINDOW_EXAMPLES = 50_000
-"""An uncached split (file paths, encoded bytes, texts) is permuted in windows this long."""
+"""A streamed split (TFRecord shards, a tfds split) is permuted in windows at most this long."""
 RAMP_WINDOWS = 64
 """A streamed pass's first window is 1/RAMP_WINDOWS of the full one (at least a batch); each
 next one is twice as long until the full window (a ramp of about log2(64) = 6 windows)."""
@@ -56,7 +56,11 @@ def stream_order(
     )
     if cached:
         return StreamOrder(True, max(batch_size, SHUFFLE_BUFFER_BYTES // example_nbytes))
-    return StreamOrder(False, WINDOW_EXAMPLES)
+    # Uncached and in memory (paths, bytes, texts): each pass permutes the whole split. Its
+    # stream carries example indices (the pipeline gathers the example when it decodes it), so
+    # the window costs about 12 bytes an example; a shorter one would keep the split's own order
+    # (a folder's is by class) in every batch. A streamed split's window is the pipeline's.
+    return StreamOrder(False, max(num_examples, 1))
 
 
 def should_cache(num_examples: int, example_nbytes: int | None) -> bool:
