@@ -111,11 +111,14 @@ def build_pipeline(
     if training:
         if not order.cached:  # a streamed split's window (in memory: the whole split)
             order = StreamOrder(False, window)
-        # A streamed split read afresh every pass never needs its stream in split order.
-        ds = None if passes is not None and not order.cached else source()
+        # A streamed split read afresh every pass never needs its stream in split order; one
+        # held in memory streams (index, label) made from its labels.
+        in_memory = not split.streamed
+        ds = None if in_memory or (passes is not None and not order.cached) else source()
         ds = training_stream(
-            ds, prepare, n, order, batch_size, seed, remainder, start_batch, passes=passes
-        )
+            ds, prepare, n, order, batch_size, seed, remainder, start_batch, passes=passes,
+            labels=labels if in_memory else None,
+        )  # fmt: skip
     else:
         ds = source()
         if split.streamed:  # a stream's length is unknown to tf.data (Keras' predict then
@@ -154,8 +157,8 @@ def _source(split: Split, labels: np.ndarray, batch_size: int, shuffle_buffer: i
     first). A streamed split's label lookup is made once, for every stream of it.
 
     A split held in memory streams (index, label): `_reader` gathers the example by its index,
-    so a training pass permutes indices (the whole split at 12 bytes an example, see
-    `passes.stream_order`), never windows of paths or bytes."""
+    so a training pass permutes indices (the whole split, `passes.permuted_index`), never
+    windows of paths or bytes."""
     if not split.streamed:
         index = np.arange(len(split), dtype=np.int64)
         return lambda: tf.data.Dataset.from_tensor_slices((index, labels)), max(len(split), 1), None
@@ -203,16 +206,19 @@ def build_feature_pipeline(
     a batch at a time, never loaded whole.
     """
     n, head = len(features), get_head(head_type)
-    index = np.arange(n, dtype=np.int64)
-    ds = tf.data.Dataset.from_tensor_slices((index, head.label_array(labels)))
+    labels = head.label_array(labels)
 
     def prepare(i, label):
         return i, head.encode_label(label, num_classes)
 
     if training:
-        ds = training_stream(ds, prepare, n, order, batch_size, seed, remainder, start_batch)
+        ds = training_stream(
+            None, prepare, n, order, batch_size, seed, remainder, start_batch, labels=labels
+        )
     else:
-        ds = _batches(ds.map(prepare), batch_size, remainder)
+        index = np.arange(n, dtype=np.int64)
+        ds = _batches(tf.data.Dataset.from_tensor_slices((index, labels)).map(prepare),
+                      batch_size, remainder)  # fmt: skip
     width = features.shape[1]
 
     def gather(rows):
