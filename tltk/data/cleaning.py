@@ -190,8 +190,7 @@ class _Inspector:
 def _apply(split: Split, found: _Found, policy: CleanConfig) -> tuple[Split, np.ndarray, dict]:
     """The split without its corrupt files and with its converted ones, their digests, and
     what was found (or a DataError under `clean.corrupt: error`)."""
-    origins = split.origins or [str(x) for x in split.examples]
-    corrupt = [{"file": origins[i], "error": e} for i, e in sorted(found.errors.items())]
+    corrupt = [{"file": split.origin(i), "error": e} for i, e in sorted(found.errors.items())]
     if corrupt and policy.corrupt == "error":
         shown = "\n  ".join(f"{c['file']}: {c['error']}" for c in corrupt[:10])
         more = f"\n  ... and {len(corrupt) - 10} more" if len(corrupt) > 10 else ""
@@ -199,9 +198,9 @@ def _apply(split: Split, found: _Found, policy: CleanConfig) -> tuple[Split, np.
             f"{len(corrupt)} undecodable or truncated image file(s):\n  {shown}{more}\n"
             "Fix or remove them, or set data.clean.corrupt: drop to skip them."
         )
-    examples, converted = split.examples, []
-    if found.converted:
-        examples = examples.copy()
+    examples, origins, converted = split.examples, split.origins, []
+    if found.converted:  # examples now name the converted files; origins the user's
+        examples, origins = examples.copy(), split.origins_of(0, len(split))
     for i, (check, replacement) in sorted(found.converted.items()):
         examples[i] = replacement
         to = replacement if isinstance(replacement, str) else "(in memory)"
