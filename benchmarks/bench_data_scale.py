@@ -1,8 +1,8 @@
 """Does memory stay flat as the data grows? One training run per (form, size), each in its own
 process: image folders, plain TFRecord files and `tltk data shard` shards of 10k to 1M examples.
 
-    # folders and shards up to 100k (a million small files, and writing a million shards, are
-    # more than this shared 2-core machine allows in a session), plain TFRecords up to 1M
+    # folders and shards up to 100k, plain TFRecords up to 1M (a million files as a folder:
+    # add --folder-max 1000000; writing them took 9 minutes here, their first checks 25)
     nice -n 5 python benchmarks/bench_data_scale.py --sizes 10000 100000 \
         --steps 300 --work /tmp/tltk-data-scale
     nice -n 5 python benchmarks/bench_data_scale.py --sizes 10000 100000 1000000 \
