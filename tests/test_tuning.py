@@ -449,11 +449,15 @@ def test_a_head_key_search_runs_the_backbone_once_for_every_trial(
 
     recipe = load_recipe(head_only_search(tmp_path, "shared"))
     assert shared_head.head_phase_keys_only(recipe)
-    shared = tltk.tune(recipe)
-    # Two trials, each a cached head phase on train and val: one backbone pass per split.
-    assert feature_passes == ["train", "val"]
+    shared = tltk.tune(recipe, train_best=True)
+    # Two trials, each a cached head phase on train and val and evaluated on test, then the
+    # best recipe trained: one backbone pass per split for all three runs.
+    assert feature_passes == ["train", "val", "test"]
     assert len(shared.rows) == 2 and {r["head.dropout"] for r in shared.rows} == {0.0, 0.5}
-    # Without the store each trial runs the backbone itself, and learns exactly the same.
+    best = shared.trained.metrics  # the best trial's recipe, trained again on the same features
+    assert best["accuracy"] == read_metrics(Path(shared.rows[0]["run"]))["accuracy"]
+    # Without the store each trial runs the backbone itself (test: through the whole model,
+    # not counted here), and learns and scores the same.
     monkeypatch.setattr(search.shared_head, "head_phase_keys_only", lambda recipe: False)
     feature_passes.clear()
     alone = tltk.tune(head_only_search(tmp_path, "alone"))
@@ -463,6 +467,13 @@ def test_a_head_key_search_runs_the_backbone_once_for_every_trial(
         history = [read_history(Path(r["run"])) for r in (a, b)]
         for column in ("loss", "val_loss"):
             assert history[0][column] == pytest.approx(history[1][column], rel=1e-4, abs=1e-5)
+        test = [read_metrics(Path(r["run"])) for r in (a, b)]
+        assert test[0]["accuracy"] == test[1]["accuracy"]
+        assert test[0]["loss"] == pytest.approx(test[1]["loss"], rel=1e-4, abs=1e-5)
+
+
+def read_metrics(run: Path) -> dict:
+    return json.loads((run / "metrics.json").read_text())
 
 
 def read_history(run: Path) -> dict[str, list[float]]:
