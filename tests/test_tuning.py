@@ -251,6 +251,26 @@ def test_a_diverged_trial_is_a_failed_trial_and_the_search_goes_on(tmp_path, mon
     assert [r["status"] for r in result.rows] == ["COMPLETED", "FAILED"]
 
 
+def test_a_failed_trial_leaves_no_model_in_the_session(tmp_path, monkeypatch):
+    import keras
+
+    import tltk.trainer
+    from tltk.runs import TrainingDiverged
+    from tltk.tuning import search
+
+    def diverging_train(recipe, **kwargs):
+        keras.layers.Dense(1)  # the trial's layers, named in Keras' session
+        raise TrainingDiverged("phase 'top' diverged")
+
+    monkeypatch.setattr(tltk.trainer, "train", diverging_train)
+    found = search.open_search(load_recipe(searched(tmp_path)), tmp_path / "search")
+    values = {"phases.1.learning_rate": 1e-3, "head.dropout": 0.0, "head.hidden_units": 0}
+    keras.backend.clear_session()
+    with pytest.raises(TrainingDiverged):
+        search.train_trial(found, "0", values)
+    assert keras.layers.Dense(1).name == "dense"  # not dense_1: the session was cleared
+
+
 def test_a_time_budget_stops_new_trials(tmp_path, fake_training):
     import tltk
     from tltk.tuning.search import TuneError
