@@ -220,6 +220,46 @@ def test_a_killed_search_resumes_without_repeating_trials(tmp_path, fake_trainin
     assert [c[0] for c in calls] == ["0", "1", "1", "2", "3"] and more.dir == result.dir
 
 
+def test_hyperband_gives_its_epochs_to_the_last_phase(tmp_path, fake_training):
+    import tltk
+    from tltk.tuning import space
+
+    calls, _ = fake_training
+    raw = searched(tmp_path, tuner="hyperband", max_trials=8)
+    raw["phases"][1]["epochs"] = 4  # Hyperband's max_epochs
+    tltk.tune(raw)
+    epochs = [values[space.HYPERBAND_EPOCHS] for _, values in calls]
+    assert set(epochs) == {2, 4} and epochs[0] == 2  # short trials first, then the survivors
+    recipe = load_recipe(raw)
+    for _, values in calls:
+        trial = space.trial_recipe(recipe, values)
+        assert trial.phases[1].epochs == values[space.HYPERBAND_EPOCHS]
+        assert trial.phases[0].epochs == recipe.phases[0].epochs
+
+
+def test_executions_per_trial_train_seeds_in_turn_and_average(tmp_path, monkeypatch):
+    import tltk.trainer
+    from tltk.tuning import search
+
+    seeds = []
+
+    def fake_train(recipe, run_dir, **kwargs):
+        seeds.append(recipe.seed)
+        Path(run_dir).mkdir(parents=True)
+
+    monkeypatch.setattr(tltk.trainer, "train", fake_train)
+    monkeypatch.setattr(search, "objective_of", lambda run_dir, recipe: len(seeds) / 10)
+    raw = searched(tmp_path, executions_per_trial=3)
+    raw["seed"] = 7
+    found = search.open_search(load_recipe(raw), tmp_path / "search")
+    values = {"phases.1.learning_rate": 1e-3, "head.dropout": 0.0, "head.hidden_units": 0}
+    record = search.train_trial(found, "0", values)
+    assert seeds == [7, 8, 9]
+    assert record["executions"] == pytest.approx([0.1, 0.2, 0.3])
+    assert record["value"] == pytest.approx(0.2)
+    assert [Path(r).name for r in record["runs"]] == ["0", "0-2", "0-3"]
+
+
 def test_a_trial_error_stops_the_search_with_that_error(tmp_path, monkeypatch):
     import tltk
     from tltk.tuning import tuner
@@ -418,6 +458,7 @@ def test_later_phase_trials_start_from_one_head_trained_once(tmp_path, counted_f
     assert counted_fits == [1, 1, 1]
     base = result.dir / "base" / "1"
     assert json.loads((base / "state.json").read_text())["finished"]
+    assert [p.name for p in base.parent.iterdir()] == ["1"]  # no stray `latest` link
 
     def weights(path):
         with h5py.File(path) as f:
@@ -474,6 +515,7 @@ def test_a_head_key_search_runs_the_backbone_once_for_every_trial(
     # best recipe trained: one backbone pass per split for all three runs.
     assert feature_passes == ["train", "val", "test"]
     assert len(shared.rows) == 2 and {r["head.dropout"] for r in shared.rows} == {0.0, 0.5}
+    assert sorted(p.name for p in (shared.dir / "trials").iterdir()) == ["0", "1"]  # no link
     best = shared.trained.metrics  # the best trial's recipe, trained again on the same features
     assert best["accuracy"] == read_metrics(Path(shared.rows[0]["run"]))["accuracy"]
     # Without the store each trial runs the backbone itself (test: through the whole model,
