@@ -4,12 +4,12 @@ of loading and streaming one data set, in one process.
     nice -n 5 python benchmarks/bench_data_memory.py FORM PATH [--tracemalloc]
 
 FORM is `folder` (class folders) or `tfrecord` (TFRecord files, or a `tltk data shard` folder),
-e.g. those benchmarks/bench_data_scale.py makes (its `make_folder`, `make_records`,
-`make_shards`). Stages, in the order a run meets them: TensorFlow's runtime start (the first
-op), the source read (listing, label pass, manifest), the file checks, splitting and the
-duplicate checks, RUN/splits.csv, class weights, building the training stream, its first batch,
-then 50 batches. For each: seconds, RSS after it, the peak RSS during it (VmHWM, reset before
-each stage), and with `--tracemalloc` the Python memory kept after it and its peak during it
+e.g. those benchmarks/scale_data.py makes (`make_folder`, `make_records`, `make_shards`).
+Stages, in the order a run meets them: TensorFlow's runtime start (the first op), the source
+read (listing, label pass, manifest), the file checks, splitting and the duplicate checks,
+RUN/splits.csv, class weights, building the training stream, its first batch, then 50
+batches. For each: seconds, RSS after it, the peak RSS during it (VmHWM, reset before each
+stage), and with `--tracemalloc` the Python memory kept after it and its peak during it
 (numpy arrays and Python objects; TensorFlow's C++ memory is not traced).
 """
 

@@ -1,8 +1,8 @@
 """Does memory stay flat as the data grows? One training run per (form, size), each in its own
 process: image folders, plain TFRecord files and `tltk data shard` shards of 10k to 1M examples.
 
-    # folders and shards up to 100k (a million small files, and writing a million shards, are
-    # more than this shared 2-core machine allows in a session), plain TFRecords up to 1M
+    # folders and shards up to 100k, plain TFRecords up to 1M (a million files as a folder:
+    # add --folder-max 1000000; writing them took 9 minutes here, their first checks 25)
     nice -n 5 python benchmarks/bench_data_scale.py --sizes 10000 100000 \
         --steps 300 --work /tmp/tltk-data-scale
     nice -n 5 python benchmarks/bench_data_scale.py --sizes 10000 100000 1000000 \
@@ -11,29 +11,25 @@ process: image folders, plain TFRecord files and `tltk data shard` shards of 10k
     nice -n 5 python benchmarks/bench_data_scale.py --sizes 10000 100000 1000000 \
         --folder-max 0 --records-max 0 --copies tail --steps 300
 
-Data: the 8,000 Fashion-MNIST training PNGs of data/fashion_mnist, repeated. Copy k of an
-image differs in its bytes so that the duplicate checks run as on real data and find nothing:
-`--copies reencode` sets pixel (0, 0) = k % 256 and (0, 1) = k // 256 and re-encodes the PNG;
-`--copies tail` appends k after the PNG's IEND chunk (same pixels, other bytes), which skips
-the encoding that dominates making a million examples here. Labels are the image's class.
-Forms: class folders of PNG files (source `folder`: every check on the first run, the check
-cache's answers on the second); TFRecord files of tf.train.Example (source `tfrecord`: a
-label-and-fingerprint pass over the records each run); shards written from those files by
-`write_shards` (`tltk data shard`; the run trusts the manifest).
+Data (made by benchmarks/scale_data.py): the 8,000 Fashion-MNIST training PNGs of
+data/fashion_mnist repeated, each copy byte-distinct (`--copies`). Forms: class folders of PNG
+files (source `folder`: every check on the first run, the check cache's answers on the
+second); TFRecord files of tf.train.Example (source `tfrecord`: a label-and-fingerprint pass
+over the records each run); shards written from those files by `write_shards` (`tltk data
+shard`; the run trusts the manifest).
 
 Each run: import, load the data with tltk, build the training stream with
 `build_pipeline(cache="none")` (the default shuffle window of a streamed split), and train a
 tiny conv net (Conv 8 -> pool -> Dense 10, 28 px) for `--steps` steps of 64 (or one epoch if
 that is fewer), so the data path, not the model, sets the pace. Reported: peak RSS of the
 process (VmHWM), its CPU seconds (`os.wait4`), seconds from process start to the imports done,
-to the data loaded and to the end of the first step, and img/s over the steps after the first 10. An
-epoch of the larger sets is extrapolated from img/s (`epoch_s_estimate`).
+to the data loaded and to the end of the first step, and img/s over the steps after the first
+10. An epoch of the larger sets is extrapolated from img/s (`epoch_s_estimate`).
 """
 
 from __future__ import annotations
 
 import argparse
-import io
 import json
 import os
 import shutil
@@ -43,151 +39,19 @@ import sys
 import time
 from pathlib import Path
 
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+
+from benchmarks.scale_data import (  # noqa: E402
+    base_images,
+    make_folder,
+    make_records,
+    make_shards,
+    replicate_shards,
+)
+
 BATCH = 64
-SHARD_EXAMPLES = 10_000
 SIZE = 28
 WARMUP_STEPS = 10
-
-
-def base_images(folder: Path) -> list[tuple[object, str]]:
-    """(pixels as a uint8 array, class name, PNG bytes) of every PNG in the class folders,
-    shuffled."""
-    import numpy as np
-    from PIL import Image
-
-    out = []
-    for cls in sorted(p for p in folder.iterdir() if p.is_dir()):
-        for f in sorted(cls.glob("*.png")):
-            pixels = np.array(Image.open(f).convert("L"))
-            buffer = io.BytesIO()
-            Image.fromarray(pixels).save(buffer, "PNG")
-            out.append((pixels, cls.name, buffer.getvalue()))
-    order = np.random.default_rng(0).permutation(len(out))  # classes mixed in any prefix
-    return [out[i] for i in order]
-
-
-def examples(base: list, n: int, copies: str = "reencode"):
-    """(png bytes, class name, index) of example i: base image i % len(base), copy i // len.
-
-    `copies` "reencode": the copy's pixels (0, 0) and (0, 1) hold the copy number, re-encoded;
-    "tail": the base PNG with the copy number appended after its IEND chunk (decoders stop at
-    IEND, so the pixels are the base image's; the bytes, hence the content hash, differ), which
-    skips the encoding that dominates making a million examples on this machine."""
-    from PIL import Image
-
-    for i in range(n):
-        pixels, cls, png = base[i % len(base)]
-        copy = i // len(base)
-        if copies == "tail":
-            yield (png + copy.to_bytes(4, "little") if copy else png), cls, i
-            continue
-        if copy:
-            pixels = pixels.copy()
-            pixels[0, 0], pixels[0, 1] = copy % 256, copy // 256
-        buffer = io.BytesIO()
-        Image.fromarray(pixels).save(buffer, "PNG")
-        yield buffer.getvalue(), cls, i
-
-
-def make_folder(base: list, n: int, out: Path, copies: str) -> None:
-    for png, cls, i in examples(base, n, copies):
-        (out / cls).mkdir(parents=True, exist_ok=True)
-        (out / cls / f"{i}.png").write_bytes(png)
-
-
-def make_records(base: list, n: int, raw: Path, copies: str) -> float:
-    """Plain TFRecord files of the examples (tltk's feature names, 10 or 100 files); seconds."""
-    import tensorflow as tf
-
-    from tltk.data.records import example_proto
-
-    start = time.perf_counter()
-    raw.mkdir(parents=True)
-    classes = sorted({cls for _, cls, _ in base})
-    files = 100 if n >= 100_000 else 10
-    writers = [tf.io.TFRecordWriter(str(raw / f"part-{k:03d}.tfrecord")) for k in range(files)]
-    for png, cls, i in examples(base, n, copies):
-        writers[i % files].write(example_proto(png, classes.index(cls), "class", f"{cls}/{i}"))
-    for w in writers:
-        w.close()
-    return time.perf_counter() - start
-
-
-def make_shards(raw: Path, out: Path) -> float:
-    """`write_shards` (what `tltk data shard` runs) of the TFRecord files; its seconds."""
-    from tltk.data.shards import write_shards
-    from tltk.recipe import load_recipe
-
-    recipe = load_recipe(
-        {"name": "scale", "data": {"source": "tfrecord", "path": str(raw)}, "seed": 0},
-        ["data.val_fraction=0.05", "data.test_fraction=0.0"],
-    )
-    start = time.perf_counter()
-    write_shards(recipe, out)
-    return time.perf_counter() - start
-
-
-def replicate_shards(base: list, n: int, out: Path, template: Path, copies: str) -> float:
-    """A shard folder of `n` examples in the format of `template` (one `write_shards` wrote),
-    written here directly: its per-record Python check and proto building (~0.5 ms a record
-    here) would take over an hour for a million. The records are tltk's (`example_proto`),
-    their labels and blake2b digests computed as the writer computes them; every 20th example
-    goes to val; the checks' report and summary are the template's (these are copies of its
-    checked base images). Seconds taken."""
-    import hashlib
-
-    import numpy as np
-    import tensorflow as tf
-
-    from tltk.data.records import example_proto
-    from tltk.data.shard_manifest import MANIFEST, file_entry, remember_hashes
-
-    start = time.perf_counter()
-    manifest = json.loads((template / MANIFEST).read_text())
-    classes = sorted({cls for _, cls, _ in base})
-    out.mkdir(parents=True)
-    shutil.copyfile(template / "data_report.json", out / "data_report.json")
-    names = {"train": [], "val": []}
-    labels = {"train": [], "val": []}
-    digests = {"train": [], "val": []}
-    writers: dict[str, tf.io.TFRecordWriter] = {}
-    for png, cls, i in examples(base, n, copies):
-        split = "val" if i % 20 == 0 else "train"
-        k = len(labels[split])
-        if k % SHARD_EXAMPLES == 0:
-            if split in writers:
-                writers[split].close()
-            names[split].append(out / f"{split}-{k // SHARD_EXAMPLES:05d}.tfrecord")
-            writers[split] = tf.io.TFRecordWriter(str(names[split][-1]))
-        label = classes.index(cls)
-        writers[split].write(example_proto(png, label, "class", f"{cls}/{i}"))
-        labels[split].append(label)
-        digests[split].append(hashlib.blake2b(png, digest_size=16).hexdigest())
-    for w in writers.values():
-        w.close()
-    splits = {}
-    for split, paths in names.items():
-        entries = []
-        for j, path in enumerate(paths):
-            final = path.with_name(f"{split}-{j:05d}-of-{len(paths):05d}.tfrecord")
-            path.rename(final)
-            count = min(SHARD_EXAMPLES, len(labels[split]) - j * SHARD_EXAMPLES)
-            entries.append({**file_entry(final), "count": count})
-        ids = np.array(labels[split], dtype=np.int64)
-        np.save(out / f"{split}.labels.npy", ids, allow_pickle=False)
-        np.save(out / f"{split}.digests.npy", np.array(digests[split], "S32"), allow_pickle=False)
-        per_class = np.bincount(ids, minlength=len(classes))
-        splits[split] = {
-            "count": len(ids), "total": len(ids),
-            "per_class": {str(c): int(m) for c, m in enumerate(per_class)},
-            "shards": entries,
-            "labels": file_entry(out / f"{split}.labels.npy"),
-            "digests": file_entry(out / f"{split}.digests.npy"),
-        }  # fmt: skip
-    manifest["splits"] = splits
-    (out / MANIFEST).write_text(json.dumps(manifest))
-    remember_hashes(out, manifest)  # as write_shards does
-    return time.perf_counter() - start
 
 
 def child(form: str, path: str, steps: int, started: float) -> dict:

@@ -254,6 +254,10 @@ def run_suite(
                        "run": str(done.run_dir)}  # fmt: skip
     print(f"retrain on everything: accuracy {done.metrics['accuracy']:.4f} ({wall:.0f} s, cpu "
           f"{cpu:.0f} s)")  # fmt: skip
+    for strategy in strategies:
+        steps = rows[strategy]
+        print(f"{strategy:>18}: last step {steps[-1]['cpu_s'] / cpu:.0%} of the retrain's CPU, "
+              f"all steps {sum(s['cpu_s'] for s in steps) / cpu:.0%}")  # fmt: skip
     return rows
 
 
@@ -274,7 +278,10 @@ def _print_steps(strategy: str, steps: list[dict]) -> None:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("suite", choices=sorted(SUITES))
-    parser.add_argument("--strategies", default=",".join(STRATEGIES))
+    parser.add_argument(
+        "--strategies", default=",".join(STRATEGIES),
+        help="comma-separated; empty: the first run and the retrain only",
+    )  # fmt: skip
     parser.add_argument("--runs-dir", default=str(ROOT / "runs" / "bench_continual"))
     parser.add_argument("--set", action="append", default=[], metavar="KEY=VALUE")
     parser.add_argument("--continue-set", action="append", default=[], metavar="KEY=VALUE",
@@ -284,7 +291,7 @@ def main() -> None:
     parser.add_argument("--json", help="write the results here")
     args = parser.parse_args()
     rows = run_suite(
-        args.suite, args.strategies.split(","), Path(args.runs_dir), args.set,
+        args.suite, [s for s in args.strategies.split(",") if s], Path(args.runs_dir), args.set,
         continue_overrides=args.continue_set, first_run=args.first, retrain=not args.no_retrain,
     )  # fmt: skip
     if args.json:

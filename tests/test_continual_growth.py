@@ -93,15 +93,24 @@ def test_new_rows_from_new_classes_alone_leave_the_old_classes_reachable():
     old_kernel, old_bias = probe_rows(
         features[~new], labels[~new], np.zeros((6, 0)), np.zeros(0), 2
     )
-    kernel, bias, how = probe_new_rows(features[new], labels[new], old_kernel, old_bias, 4)
-    assert "among the new classes" in how
-    assert float(bias.mean()) == pytest.approx(float(old_bias.mean()), abs=1e-4)
+    # Without a val split, the new biases are centred on the old ones.
+    centred = probe_new_rows(features[new], labels[new], old_kernel, old_bias, 4)
+    assert "among the new classes" in centred[2] and "centred on the old ones" in centred[2]
+    assert float(centred[1].mean()) == pytest.approx(float(old_bias.mean()), abs=1e-4)
 
-    def right(kernel, bias):
+    def right(kernel, bias, *_):
         logits = features @ np.concatenate([old_kernel, kernel], 1)
         return (logits + np.concatenate([old_bias, bias])).argmax(1) == labels
 
-    assert right(kernel, bias)[~new].mean() > 0.9 and right(kernel, bias)[new].mean() > 0.9
+    # With one (old and new classes: another draw of the same blobs), shifted by its loss,
+    # which gives back old examples the centring lost (0.72 -> 0.80 here).
+    val_features, val_labels, _ = _blobs(4, 30, seed=3)
+    val_features = val_features + np.random.default_rng(4).normal(0, 0.5, val_features.shape)
+    shifted = probe_new_rows(features[new], labels[new], old_kernel, old_bias, 4,
+                             val=(val_features, val_labels))  # fmt: skip
+    assert "shifted by the val loss" in shifted[2]
+    assert right(*shifted).mean() > right(*centred).mean() + 0.02
+    assert right(*shifted)[~new].mean() > 0.75 and right(*shifted)[new].mean() > 0.9
     unbounded = probe_rows(features[new], labels[new], old_kernel, old_bias, 4)
     assert right(*unbounded)[~new].mean() < 0.5  # what growth did before
     # With old examples among them, the new rows are fitted against the fixed old ones.
@@ -109,6 +118,54 @@ def test_new_rows_from_new_classes_alone_leave_the_old_classes_reachable():
     np.testing.assert_array_equal(
         fixed[0], probe_rows(features, labels, old_kernel, old_bias, 4)[0]
     )
+
+
+def test_new_rows_are_fitted_on_standardised_features_so_their_scale_does_not_matter():
+    # C means what it means for the first run's probe: the same data in other units (features
+    # x 100, the old rows / 100, so the old scores are the same) gives the same scores.
+    features, labels, centres = _blobs(4, 30)
+    old_kernel, old_bias = centres[:2].T.copy(), -0.5 * (centres[:2] ** 2).sum(1)
+    kernel, bias = probe_rows(features, labels, old_kernel, old_bias, 4, c=0.1)
+    big_kernel, big_bias = probe_rows(100 * features, labels, old_kernel / 100, old_bias, 4, c=0.1)
+    np.testing.assert_allclose(100 * features @ big_kernel + big_bias, features @ kernel + bias,
+                               rtol=1e-3, atol=1e-3)  # fmt: skip
+    # A warm start (the rows of another C) reaches the same optimum: the fit is convex.
+    warm, _ = probe_rows(features, labels, old_kernel, old_bias, 4, c=0.1, start=(kernel * 3, bias))
+    np.testing.assert_allclose(warm, kernel, atol=2e-3)
+
+
+def _val_loss(features, labels, old_kernel, old_bias, rows):
+    z = np.concatenate([features @ old_kernel + old_bias, features @ rows[0] + rows[1]], axis=1)
+    z = z - z.max(axis=1, keepdims=True)
+    return float(-np.mean(z[np.arange(len(z)), labels] - np.log(np.exp(z).sum(axis=1))))
+
+
+def test_the_new_rows_strength_is_the_grids_best_on_val():
+    from tltk.probe import C_GRID
+
+    features, labels, centres = _blobs(4, 40, seed=5)
+    features = features + np.random.default_rng(9).normal(0, 2.0, features.shape)  # overlap
+    train, val = np.arange(len(labels)) % 2 == 0, np.arange(len(labels)) % 2 == 1
+    old_kernel, old_bias = centres[:2].T * 0.05, np.zeros(2)  # weak, small old scores
+    kernel, bias, how = probe_new_rows(features[train], labels[train], old_kernel, old_bias, 4,
+                                       val=(features[val], labels[val]))  # fmt: skip
+    losses = [
+        _val_loss(features[val], labels[val], old_kernel, old_bias,
+                  probe_rows(features[train], labels[train], old_kernel, old_bias, 4, c=c))
+        for c in C_GRID
+    ]  # fmt: skip
+    best = C_GRID[int(np.argmin(losses))]
+    assert f"C {best:g} chosen on {val.sum()} val examples" in how
+    ours = _val_loss(features[val], labels[val], old_kernel, old_bias, (kernel, bias))
+    assert ours == pytest.approx(min(losses), abs=1e-3)
+    assert ours < _val_loss(features[val], labels[val], old_kernel, old_bias,
+                            probe_rows(features[train], labels[train], old_kernel, old_bias, 4,
+                                       c=100.0)) - 1e-3  # fmt: skip
+    # Without old examples, the strength is chosen among the new classes' val examples.
+    new = train & (labels >= 2)
+    *_, how = probe_new_rows(features[new], labels[new], old_kernel, old_bias, 4,
+                             val=(features[val], labels[val]))  # fmt: skip
+    assert "among the new classes" in how and f"chosen on {(val & (labels >= 2)).sum()} val" in how
 
 
 def test_set_new_rows_leaves_the_old_columns_alone():

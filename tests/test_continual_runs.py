@@ -23,6 +23,7 @@ from tltk import tasks
 from tltk.continual.continue_run import continue_recipe
 from tltk.continual.measure import accuracy
 from tltk.continual.past_run import PastRun
+from tltk.data.types import LabelledData
 
 DRIVER = Path(__file__).with_name("fault_driver.py")
 OLD, NEW = ("a", "b", "c"), ("d", "e")
@@ -94,8 +95,13 @@ def test_forgetting_numbers_come_from_evaluations_of_both_models(continued):
     block = result.metrics["continual"]
     n_old = block["old_classes"]["n"]
     assert n_old == len(PastRun.open(past.run_dir).split("test")) == 9
-    # Before: the past model on its own test split, i.e. the past run's own evaluation.
+    # Before: the past model on its own test split (the past run's own evaluation, reused),
+    # which the past model, rebuilt from its run folder, gives again.
     assert block["old_classes"]["before"] == pytest.approx(past.metrics["accuracy"], abs=1e-6)
+    old_recipe, old_model, old_names = tasks.load_run(past.run_dir)
+    shell = LabelledData(old_names, {"test": PastRun.open(past.run_dir).split("test")})
+    y_true, y_score, _ = tasks.predict_split(old_recipe, old_model, shell, "test", 8)
+    assert accuracy(y_true, y_score) == pytest.approx(block["old_classes"]["before"], abs=1e-6)
     # After: the continued model, rebuilt from its run folder, on the same examples.
     recipe, model, names = tasks.load_run(result.run_dir)
     y_true, y_score, _ = tasks.predict_split(recipe, model, result.data, "test", 8)

@@ -97,10 +97,10 @@ def test_each_image_kind_is_counted_converted_or_dropped(tmp_path, case):
     corrupt = {c["file"] for c in report["corrupt"]}
     if action == "corrupt":
         assert corrupt == {target} and len(train) == 8
-        assert target not in set(train.origins)
+        assert target not in set(train.origins_of(0, len(train)))
         return
     assert not corrupt and len(train) == 9
-    i = train.origins.index(target)
+    i = train.origins_of(0, len(train)).index(target)
     if action == "converted":
         to = converted[target]["to"]
         assert to.startswith(str(tmp_path / "run" / "converted_images"))
@@ -188,7 +188,9 @@ def test_split_made_here_keeps_duplicates_together(tmp_path):
         shutil.copy(root / "a/0.png", root / f"a/copy{i}.png")
     out = load_image_data(DataConfig(path=str(root), val_fraction=0.2, test_fraction=0.2), seed=3)
     assert out.report["leakage"]["pairs"] == []
-    holders = [n for n, s in out.splits.items() if any("copy" in o for o in s.origins)]
+    holders = [
+        n for n, s in out.splits.items() if any("copy" in o for o in s.origins_of(0, len(s)))
+    ]
     assert len(holders) == 1
 
 
@@ -220,7 +222,7 @@ def test_checks_in_small_blocks_find_what_one_block_finds(tmp_path, monkeypatch)
     monkeypatch.setattr(cleaning, "CHECK_BLOCK", 3)  # 13 files: blocks of 3, 3, 3, 3, 1
     blocks = load_image_data(cfg, seed=0, report_path=tmp_path / "two" / "report.json")
     train, again = whole.splits["train"], blocks.splits["train"]
-    assert len(train) == 12 and again.origins == train.origins
+    assert len(train) == 12 and again.origins_of(0, 12) == train.origins_of(0, 12)
     assert [c["file"] for c in blocks.report["corrupt"]] == [str(root / "a" / "cut.jpg")]
     assert [c["file"] for c in blocks.report["converted"]] == [str(root / "b" / "p.bmp")]
     assert blocks.report["modes"] == whole.report["modes"]

@@ -6,7 +6,7 @@ from __future__ import annotations
 import numpy as np
 import tensorflow as tf
 
-from tltk.data.passes import StreamOrder, permute_windows, training_stream
+from tltk.data.passes import StreamOrder, permute_windows, permuted_index, training_stream
 
 
 def _ids(ds) -> list[int]:
@@ -42,14 +42,24 @@ def test_only_a_stream_read_afresh_each_pass_ramps():
     n, batch = 256, 4
     order = StreamOrder(cached=False, window=256)
 
-    def first_batch(passes) -> list[int]:
-        ds = training_stream(
-            _numbers(n), lambda i, y: (i, y), n, order, batch, 0, "keep", 0, passes=passes
-        )
+    def first_batch(**source) -> list[int]:
+        ds = training_stream(None, lambda i, y: (i, y), n, order, batch, 0, "keep", 0, **source)
         return [int(i) for i in next(iter(ds))[0].numpy()]
 
-    in_memory = first_batch(None)
-    streamed = first_batch(lambda pass_seed: _numbers(n))
+    in_memory = first_batch(labels=2 * np.arange(n))
+    streamed = first_batch(passes=lambda pass_seed: _numbers(n))
     assert max(streamed) < batch  # a window of 256 // 64 = 4 examples, then 8, 16, ...
     assert max(in_memory) >= batch  # drawn from all 256 (fails with chance 1 / C(256, 4))
     assert np.unique(in_memory).size == batch
+
+
+def test_a_split_in_memory_is_permuted_like_one_window_of_all_of_it():
+    """`permuted_index` (one permutation of the indices) gives the order `permute_windows`
+    gives the whole split as one window, so splits of up to a window kept their batches."""
+    labels = 3 * np.arange(1000)
+    pass_2 = tf.constant(2, tf.int64)
+    window = permute_windows(tf.data.Dataset.from_tensor_slices((np.arange(1000), labels)),
+                             1000, 7, pass_2)  # fmt: skip
+    got = [(int(i), int(y)) for i, y in permuted_index(tf.constant(labels), 7, pass_2)]
+    assert got == [(int(i), int(y)) for i, y in window.as_numpy_iterator()]
+    assert sorted(got) == [(i, 3 * i) for i in range(1000)] and got != sorted(got)

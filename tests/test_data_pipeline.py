@@ -71,6 +71,23 @@ def test_training_is_shuffled_each_epoch_and_deterministic(tmp_path):
     assert _epochs(split, 3, "memory") != _epochs(split, 4, "memory")
 
 
+def test_an_uncached_split_held_in_memory_is_shuffled_whole_each_pass():
+    """100,000 examples sorted by class (a folder's order), not cached: every batch mixes
+    the classes. Permuted in windows of 50,000 (as before), a batch held 1-5 of the 10."""
+    n, classes = 100_000, 10
+    png = io.BytesIO()
+    Image.new("L", (4, 4), 9).save(png, "PNG")
+    examples = np.empty(n, dtype=object)
+    examples[:] = [png.getvalue()] * n
+    split = Split(examples, np.arange(n) // (n // classes), "bytes")
+    ds = build_pipeline(
+        split, num_classes=classes, preprocessor=PIXELS_8, batch_size=64, training=True,
+        seed=0, cache="none",
+    )  # fmt: skip
+    per_batch = [np.unique(y.numpy().argmax(1)).size for _, y in ds.take(20)]
+    assert min(per_batch) >= 8, per_batch
+
+
 def test_dropped_remainder_differs_each_epoch(tmp_path):
     """Under several replicas training drops the last partial batch: 20 examples in batches of
     6 leave 2 out of each epoch, and not the same 2."""

@@ -155,6 +155,9 @@ def test_a_continue_run_starts_from_its_grown_head_never_a_probe():
         assert start == "grown" and "continue run" in why
     plan = pl.plan_run(_recipe(continue_from={"run": "runs/x", "strategy": "distill"}), 500, 16)
     assert plan.init == "grown" and [p.name for p in plan.phases] == ["finetune"]
+    # Fine-tuned from a fitted head, as after a probe: the gentler rate, with a warm-up.
+    assert plan.phases[0].learning_rate == pytest.approx(pl.FINETUNE["image"][1] * 0.3)
+    assert plan.phases[0].warmup_epochs > 0
     kw = dict(init="grown", pretrained=True, num_train=170, batch=32)
     assert pl.warn_short_phases([PhaseConfig(train="all", epochs=1)], 6, **kw) == []
 

@@ -236,3 +236,24 @@ def test_run_dir_that_is_not_a_run_is_refused(tmp_path):
     with pytest.raises(FileExistsError, match="not a tltk run"):
         tltk.train(tiny_recipe(tmp_path), run_dir=tmp_path / "mine")
     assert (tmp_path / "mine" / "notes.txt").read_text() == "keep me"
+
+
+def test_only_a_run_in_its_recipes_run_folder_moves_latest(tmp_path):
+    from tltk.runs import open_run
+
+    recipe = tltk.load_recipe(tiny_recipe(tmp_path))
+    root = Path(recipe.train.runs_dir) / recipe.name
+    elsewhere = tmp_path / "search" / "trials"
+    elsewhere.mkdir(parents=True)
+    (elsewhere / "latest").symlink_to("theirs")  # a link of the user's, named so
+    for run_dir in (elsewhere / "0", root / "mine"):
+        run = open_run(recipe, run_dir=run_dir)
+        run.finish()
+        run.close()
+    assert os.readlink(elsewhere / "latest") == "theirs"
+    assert not any(p.name.startswith(".latest") for p in elsewhere.iterdir())
+    assert os.readlink(root / "latest") == "mine"
+    resumed = open_run(recipe, run_dir=elsewhere / "0")  # resumed: the same rule
+    resumed.finish()
+    resumed.close()
+    assert os.readlink(elsewhere / "latest") == "theirs"

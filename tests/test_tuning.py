@@ -220,6 +220,46 @@ def test_a_killed_search_resumes_without_repeating_trials(tmp_path, fake_trainin
     assert [c[0] for c in calls] == ["0", "1", "1", "2", "3"] and more.dir == result.dir
 
 
+def test_hyperband_gives_its_epochs_to_the_last_phase(tmp_path, fake_training):
+    import tltk
+    from tltk.tuning import space
+
+    calls, _ = fake_training
+    raw = searched(tmp_path, tuner="hyperband", max_trials=8)
+    raw["phases"][1]["epochs"] = 4  # Hyperband's max_epochs
+    tltk.tune(raw)
+    epochs = [values[space.HYPERBAND_EPOCHS] for _, values in calls]
+    assert set(epochs) == {2, 4} and epochs[0] == 2  # short trials first, then the survivors
+    recipe = load_recipe(raw)
+    for _, values in calls:
+        trial = space.trial_recipe(recipe, values)
+        assert trial.phases[1].epochs == values[space.HYPERBAND_EPOCHS]
+        assert trial.phases[0].epochs == recipe.phases[0].epochs
+
+
+def test_executions_per_trial_train_seeds_in_turn_and_average(tmp_path, monkeypatch):
+    import tltk.trainer
+    from tltk.tuning import search
+
+    seeds = []
+
+    def fake_train(recipe, run_dir, **kwargs):
+        seeds.append(recipe.seed)
+        Path(run_dir).mkdir(parents=True)
+
+    monkeypatch.setattr(tltk.trainer, "train", fake_train)
+    monkeypatch.setattr(search, "objective_of", lambda run_dir, recipe: len(seeds) / 10)
+    raw = searched(tmp_path, executions_per_trial=3)
+    raw["seed"] = 7
+    found = search.open_search(load_recipe(raw), tmp_path / "search")
+    values = {"phases.1.learning_rate": 1e-3, "head.dropout": 0.0, "head.hidden_units": 0}
+    record = search.train_trial(found, "0", values)
+    assert seeds == [7, 8, 9]
+    assert record["executions"] == pytest.approx([0.1, 0.2, 0.3])
+    assert record["value"] == pytest.approx(0.2)
+    assert [Path(r).name for r in record["runs"]] == ["0", "0-2", "0-3"]
+
+
 def test_a_trial_error_stops_the_search_with_that_error(tmp_path, monkeypatch):
     import tltk
     from tltk.tuning import tuner
@@ -249,6 +289,26 @@ def test_a_diverged_trial_is_a_failed_trial_and_the_search_goes_on(tmp_path, mon
     result = tltk.tune(searched(tmp_path, max_trials=2))
     assert result.failed == ["0"] and result.best_value == 1.0
     assert [r["status"] for r in result.rows] == ["COMPLETED", "FAILED"]
+
+
+def test_a_failed_trial_leaves_no_model_in_the_session(tmp_path, monkeypatch):
+    import keras
+
+    import tltk.trainer
+    from tltk.runs import TrainingDiverged
+    from tltk.tuning import search
+
+    def diverging_train(recipe, **kwargs):
+        keras.layers.Dense(1)  # the trial's layers, named in Keras' session
+        raise TrainingDiverged("phase 'top' diverged")
+
+    monkeypatch.setattr(tltk.trainer, "train", diverging_train)
+    found = search.open_search(load_recipe(searched(tmp_path)), tmp_path / "search")
+    values = {"phases.1.learning_rate": 1e-3, "head.dropout": 0.0, "head.hidden_units": 0}
+    keras.backend.clear_session()
+    with pytest.raises(TrainingDiverged):
+        search.train_trial(found, "0", values)
+    assert keras.layers.Dense(1).name == "dense"  # not dense_1: the session was cleared
 
 
 def test_a_time_budget_stops_new_trials(tmp_path, fake_training):
@@ -398,6 +458,7 @@ def test_later_phase_trials_start_from_one_head_trained_once(tmp_path, counted_f
     assert counted_fits == [1, 1, 1]
     base = result.dir / "base" / "1"
     assert json.loads((base / "state.json").read_text())["finished"]
+    assert [p.name for p in base.parent.iterdir()] == ["1"]  # no stray `latest` link
 
     def weights(path):
         with h5py.File(path) as f:
@@ -449,11 +510,16 @@ def test_a_head_key_search_runs_the_backbone_once_for_every_trial(
 
     recipe = load_recipe(head_only_search(tmp_path, "shared"))
     assert shared_head.head_phase_keys_only(recipe)
-    shared = tltk.tune(recipe)
-    # Two trials, each a cached head phase on train and val: one backbone pass per split.
-    assert feature_passes == ["train", "val"]
+    shared = tltk.tune(recipe, train_best=True)
+    # Two trials, each a cached head phase on train and val and evaluated on test, then the
+    # best recipe trained: one backbone pass per split for all three runs.
+    assert feature_passes == ["train", "val", "test"]
     assert len(shared.rows) == 2 and {r["head.dropout"] for r in shared.rows} == {0.0, 0.5}
-    # Without the store each trial runs the backbone itself, and learns exactly the same.
+    assert sorted(p.name for p in (shared.dir / "trials").iterdir()) == ["0", "1"]  # no link
+    best = shared.trained.metrics  # the best trial's recipe, trained again on the same features
+    assert best["accuracy"] == read_metrics(Path(shared.rows[0]["run"]))["accuracy"]
+    # Without the store each trial runs the backbone itself (test: through the whole model,
+    # not counted here), and learns and scores the same.
     monkeypatch.setattr(search.shared_head, "head_phase_keys_only", lambda recipe: False)
     feature_passes.clear()
     alone = tltk.tune(head_only_search(tmp_path, "alone"))
@@ -463,6 +529,13 @@ def test_a_head_key_search_runs_the_backbone_once_for_every_trial(
         history = [read_history(Path(r["run"])) for r in (a, b)]
         for column in ("loss", "val_loss"):
             assert history[0][column] == pytest.approx(history[1][column], rel=1e-4, abs=1e-5)
+        test = [read_metrics(Path(r["run"])) for r in (a, b)]
+        assert test[0]["accuracy"] == test[1]["accuracy"]
+        assert test[0]["loss"] == pytest.approx(test[1]["loss"], rel=1e-4, abs=1e-5)
+
+
+def read_metrics(run: Path) -> dict:
+    return json.loads((run / "metrics.json").read_text())
 
 
 def read_history(run: Path) -> dict[str, list[float]]:

@@ -197,6 +197,13 @@ class FeatureCache:
             start_batch=start_batch,
         )
 
+    def predict(self, split: str) -> np.ndarray:
+        """The task model's outputs on `split`, in its order: the head on the split's features
+        (computed, or taken from the shared store), not the backbone run again. Valid while the
+        backbone is as its features were computed, as every method here assumes."""
+        ds = self.pipeline(split, self.batch, training=False)
+        return predict_unpadded(self.split_model.head, ds, len(self.data.splits[split]))
+
     def known(self, split: str) -> np.ndarray | None:
         """`split`'s features if they are computed (or `put`) and still valid, else None."""
         return self._arrays.get(split)

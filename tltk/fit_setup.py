@@ -74,7 +74,7 @@ def prepare(
     _say(f"Hardware: {hardware.describe()}")
     run.state["hardware"] = hardware.as_dict()
     run.save()
-    grown_features = None  # the training split's features a continue run's growth computed
+    grown_features = {}  # the splits' features a continue run's growth computed
     with strategy.scope():
         if recipe.continue_from is not None:
             from tltk.continual.model import continue_models
@@ -117,8 +117,8 @@ def prepare(
         recipe, data, task_model, global_batch, replicas, folder=run.dir / "features",
         strategy=strategy, shared=shared_features,
     )  # fmt: skip
-    if grown_features is not None:
-        features.put("train", grown_features)
+    for split, computed in grown_features.items():
+        features.put(split, computed)
     class_weight, why = resolve_class_weight(recipe, data)
     if why:
         _say(why)

@@ -36,9 +36,11 @@ FINETUNE = {
     "text": ("adamw", 1e-4, 0.8, 0.01),  # transformers: BERT/ELECTRA-style fine-tuning
 }
 AFTER_PROBE = {"image": 0.3, "text": 1.0}
-"""The fine-tune's rate after a probe start, as a fraction of FINETUNE's: LP-FT fine-tunes a
-probed head gently, as the full rate first throws the probe away (measured on few-shot
-Fashion-MNIST: the probe's val accuracy 0.80 fell to 0.70 in the first epoch at Adam 1e-3)."""
+"""The fine-tune's rate after a fitted head start (a probe, or a continue run's grown head), as
+a fraction of FINETUNE's: LP-FT fine-tunes a probed head gently, as the full rate first throws
+the probe away (measured on few-shot Fashion-MNIST: the probe's val accuracy 0.80 fell to 0.70
+in the first epoch at Adam 1e-3; a continue step at 1e-3 without warm-up diverged, training
+loss in the hundreds within 40 steps: BENCHMARKS.md, continual learning)."""
 WARMUP_FRACTION = 0.1
 AUTO_AUGMENT = "shift"
 """`augment.policy: auto` for the default plan's image fine-tune: small rotations and shifts,
@@ -172,7 +174,7 @@ def default_plan(
         phases.append(PhaseConfig(name="head", train="head", epochs=epochs, learning_rate=1e-3))
         start = f"head {_describe(phases[0], steps_per_epoch)}"
     optimizer, lr, decay, weight_decay = FINETUNE[recipe.modality]
-    if init == "probe":
+    if init in FITTED_STARTS:  # a grown head is fitted as a probe is: fine-tune it as gently
         lr *= AFTER_PROBE[recipe.modality]
     epochs = _epochs(FINETUNE_STEPS, steps_per_epoch, FINETUNE_EPOCHS)
     finetune = PhaseConfig(

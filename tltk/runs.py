@@ -87,6 +87,9 @@ class Run:
     """Made by this process (not resumed)."""
     scratch: bool = False
     """A non-chief worker's own folder (`open_worker_scratch`): removed by `close()`."""
+    link_latest: bool = True
+    """`finish` points RUNS/NAME/latest at this run: a run in its recipe's run folder, not one
+    in a folder of its own choosing (a search's trials, `--run-dir` elsewhere)."""
 
     @property
     def finished(self) -> bool:
@@ -126,7 +129,7 @@ class Run:
         self.state["finished"] = True
         self.state["finished_at"] = time.strftime("%Y-%m-%dT%H:%M:%S")
         self.save()
-        if self.scratch:
+        if self.scratch or not self.link_latest:
             return
         # runs/NAME/latest -> the newest finished run, so a later recipe can transfer from it
         # (`backbone.weights: runs/NAME/latest`). Replaced atomically; only ever a link.
@@ -142,15 +145,21 @@ class Run:
 def open_run(recipe: Recipe, *, run_dir: str | Path | None = None, resume: bool = True) -> Run:
     """The newest run of this exact recipe (unfinished: to resume; finished: nothing to do),
     or `run_dir`, or a new run. The returned run is locked until `close()` or process exit."""
+    root = Path(recipe.train.runs_dir) / recipe.name
     if run_dir is not None:
         path = Path(run_dir)
+        # Elsewhere (a search's trials/N, a folder of the user's), `latest` would be a stray
+        # link beside it, or replace a link of the user's named so.
+        link_latest = path.resolve().parent == root.resolve()
         state_file = path / "state.json"
         if state_file.is_file():
-            return _locked(Run(path, json.loads(state_file.read_text())))
+            run = Run(path, json.loads(state_file.read_text()), link_latest=link_latest)
+            return _locked(run)
         if path.exists() and any(path.iterdir()):
             raise FileExistsError(f"{path} exists and is not a tltk run; choose another --run-dir")
-        return _new(recipe, path)
-    root = Path(recipe.train.runs_dir) / recipe.name
+        run = _new(recipe, path)
+        run.link_latest = link_latest
+        return run
     fp = fingerprint(recipe)
     if resume and root.is_dir():
         for candidate in sorted(root.iterdir(), reverse=True):

@@ -150,14 +150,17 @@ def predict_split(
     batch: int,
     *,
     replicas: int = 1,
+    outputs_of: Callable[[str], np.ndarray] | None = None,
 ):
-    """(y_true, y_score, loss) on a split, in the split's order; each example counted once."""
-    ds = pipeline(recipe, data, split, task_model, batch, training=False, replicas=replicas)
+    """(y_true, y_score, loss) on a split, in the split's order; each example counted once.
+    `outputs_of(split)`: the model's outputs from elsewhere (its head on cached features)."""
     labels = data.splits[split].labels
-    if recipe.evaluate.tta == "flip":
-        outputs = flip_averaged(task_model.model, ds, len(labels))
+    if outputs_of is not None and recipe.evaluate.tta == "none":
+        outputs = outputs_of(split)
     else:
-        outputs = predict_unpadded(task_model.model, ds, len(labels))
+        ds = pipeline(recipe, data, split, task_model, batch, training=False, replicas=replicas)
+        predict = flip_averaged if recipe.evaluate.tta == "flip" else predict_unpadded
+        outputs = predict(task_model.model, ds, len(labels))
     scores = head(recipe).predictions(outputs)
     value = loss(recipe)(targets(recipe, data, split), scores)
     value = float(keras.ops.convert_to_numpy(value))
@@ -179,15 +182,17 @@ def evaluate(
     *,
     replicas: int = 1,
     extra: Callable[[np.ndarray, np.ndarray], dict] | None = None,
+    outputs_of: Callable[[str], np.ndarray] | None = None,
 ) -> dict:
     """metrics.json (and plots) of `split` in `out_dir`; `extra(y_true, y_score)` adds keys
-    computed from the same predictions (a continue run's forgetting)."""
+    computed from the same predictions (a continue run's forgetting); `outputs_of`: see
+    `predict_split`."""
     from tltk.evaluate import compute_metrics, write_metrics
 
     if split not in data.splits or not len(data.splits[split]):
         raise ValueError(f"evaluate.split: no {split!r} split (have {sorted(data.splits)})")
     y_true, y_score, value = predict_split(
-        recipe, task_model, data, split, batch, replicas=replicas
+        recipe, task_model, data, split, batch, replicas=replicas, outputs_of=outputs_of
     )
     result = compute_metrics(
         y_true,

@@ -161,7 +161,6 @@ def _train(
         run_phase(fit, index, phase)
     # Still cached: computed with the final backbone (a phase that trains it clears the cache).
     train_features = None if recipe.head.hidden_units else fit.features.known("train")
-    fit.features.clear()
     # Whichever process trained them, the run's result is the last phase's saved weights.
     load_phase_result(fit, len(phase_list) - 1)
     model = fit.task_model.model
@@ -171,11 +170,15 @@ def _train(
 
     from tltk.evaluate import format_summary
 
+    # A search's trials share the backbone's features: the test split's too, so that N trials
+    # of head keys run the backbone over it once, not N times (the head on its features).
+    shared_eval = fit.features.predict if fit.features.shared is not None else None
     metrics = tasks.evaluate(  # every worker: predictions are gathered from all replicas
         recipe, fit.task_model, data, recipe.evaluate.split, run.dir,
         fit.hardware.global_batch, replicas=fit.hardware.replicas,
-        extra=forgetting(recipe, data, run),
+        extra=forgetting(recipe, data, run), outputs_of=shared_eval,
     )  # fmt: skip
+    fit.features.clear()
     _say(format_summary(metrics))
     history = _history(run)
     if not fit.role.is_chief:

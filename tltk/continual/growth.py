@@ -15,7 +15,15 @@ biases always lowers the loss, and L-BFGS stops with the new classes' scores far
 ones on every input (measured on digits 0-4 then 5-9: new biases 6.8 above the old on
 average, 3 % of the old test digits still taken for an old class before any training). Then
 the new rows are fitted among the new classes alone (a bounded softmax of their own) and their
-biases centred on the old rows' mean. `random` keeps Keras' initialisation.
+biases shifted by one value, chosen by the loss of the whole softmax on the validation split
+when it holds old and new classes (the past run's val examples and the new data's), else to
+centre them on the old rows' mean. `random` keeps Keras' initialisation.
+
+The probe's L2 strength is chosen on the validation split (the past run's val examples and the
+new data's), on standardised features, as for a first run's probe (`tltk.probe`): with one
+fixed C on raw features the new rows' scores came out on another scale than the old ones
+(measured on Fashion-MNIST: old rows from a probe at C 0.01 and a head phase, new rows at C 1,
+so the grown head took 73 % of the old classes' val images for new classes).
 """
 
 from __future__ import annotations
@@ -23,11 +31,14 @@ from __future__ import annotations
 import keras
 import numpy as np
 from scipy.optimize import minimize
+from threadpoolctl import threadpool_limits
 
 from tltk.continual.features import SCORES_LAYER
 
 PROBE_C = 1.0
-"""Inverse L2 strength, scikit-learn's convention: 0.5 |W|^2 + C * sum of the losses."""
+"""Inverse L2 strength without a validation split to choose it on, scikit-learn's convention
+(0.5 |W|^2 + C * sum of the losses) on standardised features, as `tltk.probe` fits the head of a
+first run."""
 
 
 def copy_grown(old: keras.Model, new: keras.Model) -> int:
@@ -66,12 +77,18 @@ def probe_rows(
     *,
     c: float = PROBE_C,
     max_iter: int = 300,
+    start: tuple[np.ndarray, np.ndarray] | None = None,
 ) -> tuple[np.ndarray, np.ndarray]:
     """(kernel [D, K_new], bias [K_new]) of the new classes minimising the softmax
     cross-entropy of all `num_classes` scores on (`features`, `labels`) plus 0.5 |W|^2 / C, with
-    the old columns fixed at (`old_kernel`, `old_bias`). L-BFGS; convex, so deterministic."""
+    the old columns fixed at (`old_kernel`, `old_bias`). The new rows are fitted on standardised
+    features (so C means what it means for `tltk.probe`) and returned for raw ones. L-BFGS from
+    `start` (rows of an earlier fit: a warm start) or zeros; convex, so deterministic."""
     f = np.asarray(features, dtype=np.float64)
     n, d = f.shape
+    mean, scale = f.mean(axis=0), f.std(axis=0)
+    scale[scale < 1e-12] = 1.0  # a constant feature, as scikit-learn's StandardScaler does
+    x = (f - mean) / scale
     k_old = old_kernel.shape[1]
     k_new = num_classes - k_old
     fixed = f @ old_kernel.astype(np.float64) + old_bias.astype(np.float64)
@@ -79,22 +96,24 @@ def probe_rows(
 
     def loss_and_grad(theta: np.ndarray) -> tuple[float, np.ndarray]:
         w, b = theta[: d * k_new].reshape(d, k_new), theta[d * k_new :]
-        z = np.concatenate([fixed, f @ w + b], axis=1)
+        z = np.concatenate([fixed, x @ w + b], axis=1)
         z -= z.max(axis=1, keepdims=True)
         log_p = z - np.log(np.exp(z).sum(axis=1, keepdims=True))
         loss = -(onehot * log_p).sum() + 0.5 * (w**2).sum() / c
         g = (np.exp(log_p) - onehot)[:, k_old:]
-        grad = np.concatenate([(f.T @ g + w / c).ravel(), g.sum(axis=0)])
+        grad = np.concatenate([(x.T @ g + w / c).ravel(), g.sum(axis=0)])
         return loss / n, grad / n
 
+    theta0 = np.zeros(d * k_new + k_new)
+    if start is not None:  # raw-feature rows back to standardised ones
+        kernel0 = np.asarray(start[0], np.float64)
+        theta0 = np.concatenate([(kernel0 * scale[:, None]).ravel(), start[1] + mean @ kernel0])
     result = minimize(
-        loss_and_grad, np.zeros(d * k_new + k_new), jac=True, method="L-BFGS-B",
-        options={"maxiter": max_iter},
-    )  # fmt: skip
-    theta = result.x
-    return theta[: d * k_new].reshape(d, k_new).astype("float32"), theta[d * k_new :].astype(
-        "float32"
+        loss_and_grad, theta0, jac=True, method="L-BFGS-B", options={"maxiter": max_iter}
     )
+    w, b = result.x[: d * k_new].reshape(d, k_new), result.x[d * k_new :]
+    kernel = w / scale[:, None]  # w . (x - m) / s + b = (w / s) . x + (b - m . w / s)
+    return kernel.astype("float32"), (b - mean @ kernel).astype("float32")
 
 
 def probe_new_rows(
@@ -103,16 +122,80 @@ def probe_new_rows(
     old_kernel: np.ndarray,
     old_bias: np.ndarray,
     num_classes: int,
+    *,
+    val: tuple[np.ndarray, np.ndarray] | None = None,
 ) -> tuple[np.ndarray, np.ndarray, str]:
     """(kernel, bias, how) of the new classes' rows from the training examples' features (see
     the module docstring): `probe_rows` against the fixed old columns when an example is of an
-    old class, else a probe among the new classes with biases centred on the old mean."""
+    old class, else a probe among the new classes with biases centred on the old mean. The
+    L2 strength is chosen from `tltk.probe.C_GRID` by the loss on `val` (features, labels: the
+    whole softmax with the old columns fixed; among the new classes, their examples alone),
+    PROBE_C without it."""
     labels = np.asarray(labels, dtype=np.int64)
+    k_old, full, whole_val = old_kernel.shape[1], (old_kernel, old_bias, num_classes), val
+    against = bool((labels < k_old).any())
+    if not against:  # fitted as a softmax of the new classes alone, then shifted
+        old_kernel, old_bias = old_kernel[:, :0], old_bias[:0]
+        labels, num_classes = labels - k_old, num_classes - k_old
+        if val is not None:
+            keep = np.asarray(val[1]) >= k_old
+            val = (np.asarray(val[0])[keep], np.asarray(val[1])[keep] - k_old)
+    # One BLAS thread: small fits, which threads contending with TensorFlow's slow (tltk.probe).
+    with threadpool_limits(1):
+        if val is not None and len(val[1]):
+            (kernel, bias), c = _chosen_on_val(
+                features, labels, old_kernel, old_bias, num_classes, val
+            )
+            strength = f"C {c:g} chosen on {len(val[1])} val examples"
+        else:
+            kernel, bias = probe_rows(features, labels, old_kernel, old_bias, num_classes)
+            strength = f"C {PROBE_C:g} (no val split)"
+    if against:
+        return kernel, bias, f"against the fixed old rows, {strength}"
+    how = f"among the new classes (no old example to fit against), {strength}"
+    shift = _shift_on_val(kernel, bias, *full, whole_val)
+    if shift is None:
+        shift, where = float(np.mean(full[1])) - float(bias.mean()), "centred on the old ones"
+    else:
+        where = "shifted by the val loss of old and new classes"
+    return kernel, (bias + shift).astype("float32"), f"{how}; biases {where}"
+
+
+def _shift_on_val(kernel, bias, old_kernel, old_bias, num_classes, val) -> float | None:
+    """The one shift of the new rows' biases that minimises the whole softmax's loss on `val`
+    (convex in the shift), or None without val examples of both old and new classes."""
+    from scipy.optimize import minimize_scalar
+
+    if val is None:
+        return None
+    f, y = np.asarray(val[0], np.float64), np.asarray(val[1], np.int64)
     k_old = old_kernel.shape[1]
-    if (labels < k_old).any():
-        kernel, bias = probe_rows(features, labels, old_kernel, old_bias, num_classes)
-        return kernel, bias, "against the fixed old rows"
-    kernel, bias = probe_rows(features, labels - k_old, old_kernel[:, :0], old_bias[:0],
-                              num_classes - k_old)  # fmt: skip
-    bias = bias - bias.mean() + float(np.mean(old_bias))
-    return kernel, bias.astype("float32"), "among the new classes (no old example to fit against)"
+    if not ((y < k_old).any() and (y >= k_old).any()):
+        return None
+    fixed, new = f @ old_kernel + old_bias, f @ kernel + bias
+
+    def loss(shift: float) -> float:
+        z = np.concatenate([fixed, new + shift], axis=1)
+        z -= z.max(axis=1, keepdims=True)
+        return float(-np.mean(z[np.arange(len(z)), y] - np.log(np.exp(z).sum(axis=1))))
+
+    return float(minimize_scalar(loss, bounds=(-50.0, 50.0), method="bounded").x)
+
+
+def _chosen_on_val(features, labels, old_kernel, old_bias, num_classes, val):
+    """((kernel, bias), C) of the grid's C with the lowest val loss (ties: the strongest
+    regularisation), each fit warm-started from the last."""
+    from tltk.probe import C_GRID
+
+    f_val = np.asarray(val[0], np.float64)
+    fixed = f_val @ old_kernel.astype(np.float64) + old_bias.astype(np.float64)
+    y_val = np.asarray(val[1], np.int64)
+    best, rows = None, None
+    for c in C_GRID:
+        rows = probe_rows(features, labels, old_kernel, old_bias, num_classes, c=c, start=rows)
+        z = np.concatenate([fixed, f_val @ rows[0] + rows[1]], axis=1)
+        z -= z.max(axis=1, keepdims=True)
+        loss = float(-np.mean(z[np.arange(len(z)), y_val] - np.log(np.exp(z).sum(axis=1))))
+        if best is None or loss < best[0] - 1e-12:
+            best = (loss, rows, c)
+    return best[1], best[2]

@@ -54,9 +54,9 @@ def _get(doc: dict, dotted: str):
 
 def continue_models(
     recipe: Recipe, run: Run, data: LabelledData
-) -> tuple[TaskModel, object, np.ndarray | None]:
-    """(the grown task model, the model `fit` trains, the training split's pooled features
-    that the growth probe computed, or None). Call in the strategy's scope.
+) -> tuple[TaskModel, object, dict[str, np.ndarray]]:
+    """(the grown task model, the model `fit` trains, the pooled features of the splits that
+    the growth probe computed: split name -> [N, D], maybe none). Call in the strategy's scope.
 
     The features are those of the past run's backbone, which is the run's backbone until a
     phase trains it: the feature cache starts from them (`FeatureCache.put`). They are given
@@ -69,7 +69,7 @@ def continue_models(
     _, teacher, _ = tasks.load_run(past.dir)
     backbone = tasks.modality(past.recipe).restore_backbone(past.recipe.backbone, past.dir)
     student = build_model(backbone, tasks.head_config(recipe), data.num_classes, name=recipe.name)
-    grown, features = run.dir / "weights" / GROWN_WEIGHTS, None
+    grown, features = run.dir / "weights" / GROWN_WEIGHTS, {}
     if grown.is_file():
         student.model.load_weights(str(grown))
     else:
@@ -77,7 +77,7 @@ def continue_models(
         grown.parent.mkdir(exist_ok=True)
         save_weights_atomic(student.model, grown)
     if recipe.head.hidden_units:
-        features = None
+        features = {}
     _measure_before(recipe, run, past, teacher, data)
     if "distill" not in recipe.continue_from.strategy:
         return student, student.model, features
@@ -89,22 +89,28 @@ def continue_models(
 
 def _grow(
     recipe: Recipe, teacher: TaskModel, student: TaskModel, data: LabelledData
-) -> np.ndarray | None:
-    """Copy the past model into the wider one, fit the new rows; the training split's
-    features the probe used (None without a probe)."""
+) -> dict[str, np.ndarray]:
+    """Copy the past model into the wider one, fit the new rows; the features of the splits the
+    probe used (train, and val when there is one), none without a probe."""
     try:
         k_old = copy_grown(teacher.model, student.model)
     except ValueError as e:
         raise ContinueError(f"continue_from.run: cannot grow the past run's model: {e}") from e
     k_new = data.num_classes - k_old
     if not k_new or recipe.continue_from.new_rows != "probe":
-        return None
-    train = data.splits["train"]
-    features = split_features(recipe, student, train, data.num_classes, recipe.train.batch_size)
+        return {}
+    features = {
+        name: split_features(recipe, student, split, data.num_classes, recipe.train.batch_size)
+        for name, split in data.splits.items()
+        if name in ("train", "val") and len(split)
+    }
+    val = (features["val"], data.splits["val"].labels) if "val" in features else None
     kernel, bias = student.model.get_layer(SCORES_LAYER).get_weights()
+    train = data.splits["train"]
     *rows, how = probe_new_rows(
-        features, train.labels, kernel[:, :k_old], bias[:k_old], data.num_classes
-    )
+        features["train"], train.labels, kernel[:, :k_old], bias[:k_old], data.num_classes,
+        val=val,
+    )  # fmt: skip
     set_new_rows(student.model, k_old, *rows)
     say(f"Head grown from {k_old} to {data.num_classes} classes; the new rows from a probe on "
         f"{len(train)} training examples' features, {how}")  # fmt: skip
@@ -114,17 +120,26 @@ def _grow(
 def _measure_before(
     recipe: Recipe, run: Run, past: PastRun, teacher: TaskModel, data: LabelledData
 ) -> None:
-    """The past model's accuracy on the old test split, once, before any training."""
+    """The past model's accuracy on the old test split, once, before any training: the past
+    run's own final evaluation (metrics.json) when it was of that very split, which is the old
+    test split as splits.csv lists it, else an evaluation now."""
     from tltk import tasks
     from tltk.continual.measure import accuracy
 
     if "continual_before" in run.state:
         return
     n_old = data.report["continual"]["test"]["old"]
-    old_test = data.splits["test"].subset(np.arange(n_old))
-    shell = LabelledData(past.class_names, {"test": old_test})
-    y_true, y_score, _ = tasks.predict_split(
-        past.recipe, teacher, shell, "test", recipe.train.batch_size
-    )
-    run.state["continual_before"] = {"accuracy": accuracy(y_true, y_score), "n": n_old}
+    done = past.metrics
+    if (done.get("split"), done.get("n"), done.get("num_classes")) == (
+        "test", n_old, len(past.class_names)
+    ) and done.get("accuracy") is not None:  # fmt: skip
+        before = {"accuracy": float(done["accuracy"]), "n": n_old, "from": "metrics.json"}
+    else:
+        old_test = data.splits["test"].subset(np.arange(n_old))
+        shell = LabelledData(past.class_names, {"test": old_test})
+        y_true, y_score, _ = tasks.predict_split(
+            past.recipe, teacher, shell, "test", recipe.train.batch_size
+        )
+        before = {"accuracy": accuracy(y_true, y_score), "n": n_old, "from": "evaluated"}
+    run.state["continual_before"] = before
     run.save()

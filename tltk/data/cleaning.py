@@ -1,11 +1,7 @@
-"""Find what would break or mislead training before it starts: corrupt files and images
-TensorFlow decodes wrongly, and the content hash of every file (duplicates and leakage are
-found from those by tltk/data/duplicates.py).
-
-Files that `tf.io.decode_image(..., channels=3)` (the decode the pipeline and the SavedModel
-share) reads correctly are counted; files it decodes wrongly or not at all (8-bit palette BMPs,
-BMP variants, TIFF/PPM named .png/.jpg) are converted; truncated or random bytes are corrupt.
-The measurements behind that split, per kind of file, are in docs/MEASURED.md.
+"""Check the files of a split before training starts: drop corrupt ones, convert those
+TensorFlow decodes wrongly, and keep the content hash of every file (duplicates and leakage are
+found from those by tltk/data/duplicates.py). What one file's bytes are is decided in
+tltk/data/image_checks.py; this module runs that over a split, a block of files at a time.
 
 Converted files become 8-bit RGB PNGs in a cache folder (named by the source's content hash, so
 re-runs reuse them); the user's files are never modified. What checking a file found is kept
@@ -15,42 +11,24 @@ over unchanged files opens none of them.
 
 from __future__ import annotations
 
-import hashlib
-import io
 import os
-import struct
 import tempfile
 import threading
 from collections import defaultdict
 from collections.abc import Callable
-from dataclasses import asdict, dataclass
+from dataclasses import asdict
 from pathlib import Path
 
 import numpy as np
-from PIL import Image
 
 from tltk.data.check_cache import CheckCache, file_key
 from tltk.data.duplicates import compact_digests
 from tltk.data.errors import DataError
+from tltk.data.image_checks import FileCheck, check_file, to_rgb_png
 from tltk.data.parallel import parallel_map, progress_bar
 from tltk.data.types import Split
 from tltk.io import atomic_write_bytes
 from tltk.recipe import CleanConfig
-
-TF_FORMATS = frozenset({"JPEG", "PNG", "GIF", "BMP", "WEBP"})
-"""Pillow format names of files `tf.io.decode_image` can decode (BMP only partly, see above)."""
-
-
-@dataclass
-class FileCheck:
-    """What inspecting one file found."""
-
-    digest: str = ""
-    kind: str = ""
-    """Pillow `format/mode`, e.g. `PNG/RGB`."""
-    error: str | None = None
-    convert: str | None = None
-    """Why TensorFlow would decode it wrongly (then it is converted), or None."""
 
 
 def threads_for(split: Split, sample: int = 32, large_bytes: int = 64 * 1024) -> int:
@@ -69,56 +47,6 @@ def read_bytes(example, kind: str) -> bytes:
         return bytes(example)
     with open(example, "rb") as f:
         return f.read()
-
-
-def check_file(data: bytes) -> FileCheck:
-    """Hash the bytes and fully decode them with Pillow (a truncated file fails here)."""
-    check = FileCheck(digest=hashlib.blake2b(data, digest_size=16).hexdigest())
-    try:
-        with Image.open(io.BytesIO(data)) as im:
-            im.load()
-            check.kind = f"{im.format}/{im.mode}"
-            check.convert = tf_decode_problem(im.format, data)
-    except Exception as e:  # Pillow raises many types for bad files; all mean "cannot decode"
-        check.error = f"{type(e).__name__}: {e}"
-    return check
-
-
-def tf_decode_problem(fmt: str | None, data: bytes) -> str | None:
-    """Why `tf.io.decode_image` would fail on or misread a file Pillow decodes; None if fine."""
-    if fmt not in TF_FORMATS:
-        return f"{fmt} is not a format TensorFlow decodes"
-    if fmt == "BMP":
-        # TF's BMP decoder handles uncompressed 24/32-bit pixels only; lower depths are
-        # palette indices it reads as gray (8-bit) or rejects (1/4-bit).
-        header_size = struct.unpack_from("<I", data, 14)[0]
-        bits_at, compression = (
-            (24, 0) if header_size == 12 else (28, struct.unpack_from("<I", data, 30)[0])
-        )
-        bits = struct.unpack_from("<H", data, bits_at)[0]
-        if bits not in (24, 32) or compression != 0:
-            return f"BMP with {bits}-bit pixels (compression {compression})"
-    return None
-
-
-def to_rgb_png(data: bytes) -> bytes:
-    """Re-encode any image Pillow reads as an 8-bit RGB PNG, scaled the way TensorFlow does."""
-    with Image.open(io.BytesIO(data)) as im:
-        im.load()
-        if im.mode.startswith("I"):
-            # 16-bit gray: keep the high byte, as TF does for 16-bit PNGs. 32-bit ints have no
-            # fixed range: treat them as 16-bit when they exceed 8 bits.
-            array = np.asarray(im).astype(np.int64)
-            if im.mode.startswith("I;16") or array.max() > 255:
-                array = array >> 8
-            rgb = Image.fromarray(np.clip(array, 0, 255).astype(np.uint8)).convert("RGB")
-        elif im.mode == "F":
-            rgb = Image.fromarray(np.clip(np.asarray(im), 0, 255).astype(np.uint8)).convert("RGB")
-        else:
-            rgb = im.convert("RGB")  # drops alpha, applies palettes and CMYK, as TF does
-        buffer = io.BytesIO()
-        rgb.save(buffer, "PNG")
-        return buffer.getvalue()
 
 
 CHECK_BLOCK = 4096
@@ -262,8 +190,7 @@ class _Inspector:
 def _apply(split: Split, found: _Found, policy: CleanConfig) -> tuple[Split, np.ndarray, dict]:
     """The split without its corrupt files and with its converted ones, their digests, and
     what was found (or a DataError under `clean.corrupt: error`)."""
-    origins = split.origins or [str(x) for x in split.examples]
-    corrupt = [{"file": origins[i], "error": e} for i, e in sorted(found.errors.items())]
+    corrupt = [{"file": split.origin(i), "error": e} for i, e in sorted(found.errors.items())]
     if corrupt and policy.corrupt == "error":
         shown = "\n  ".join(f"{c['file']}: {c['error']}" for c in corrupt[:10])
         more = f"\n  ... and {len(corrupt) - 10} more" if len(corrupt) > 10 else ""
@@ -271,9 +198,9 @@ def _apply(split: Split, found: _Found, policy: CleanConfig) -> tuple[Split, np.
             f"{len(corrupt)} undecodable or truncated image file(s):\n  {shown}{more}\n"
             "Fix or remove them, or set data.clean.corrupt: drop to skip them."
         )
-    examples, converted = split.examples, []
-    if found.converted:
-        examples = examples.copy()
+    examples, origins, converted = split.examples, split.origins, []
+    if found.converted:  # examples now name the converted files; origins the user's
+        examples, origins = examples.copy(), split.origins_of(0, len(split))
     for i, (check, replacement) in sorted(found.converted.items()):
         examples[i] = replacement
         to = replacement if isinstance(replacement, str) else "(in memory)"

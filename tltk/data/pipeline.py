@@ -101,21 +101,24 @@ def build_pipeline(
     n, nbytes = len(split), preprocessor.example_nbytes
     head = get_head(head_type)
     labels = head.label_array(split.labels)
-    read = tf.io.read_file if split.kind == "path" else (lambda raw: raw)
     source, window, passes = _source(split, labels, batch_size, shuffle_buffer)
+    read = _reader(split)
 
     def prepare(example, label):
         return preprocessor.decode(read(example)), head.encode_label(label, num_classes)
 
     order = stream_order(n, nbytes, cache, batch_size)
     if training:
-        if not order.cached:  # a streamed split's window (in memory: WINDOW_EXAMPLES too)
+        if not order.cached:  # a streamed split's window (in memory: the whole split)
             order = StreamOrder(False, window)
-        # A streamed split read afresh every pass never needs its stream in split order.
-        ds = None if passes is not None and not order.cached else source()
+        # A streamed split read afresh every pass never needs its stream in split order; one
+        # held in memory streams (index, label) made from its labels.
+        in_memory = not split.streamed
+        ds = None if in_memory or (passes is not None and not order.cached) else source()
         ds = training_stream(
-            ds, prepare, n, order, batch_size, seed, remainder, start_batch, passes=passes
-        )
+            ds, prepare, n, order, batch_size, seed, remainder, start_batch, passes=passes,
+            labels=labels if in_memory else None,
+        )  # fmt: skip
     else:
         ds = source()
         if split.streamed:  # a stream's length is unknown to tf.data (Keras' predict then
@@ -151,13 +154,14 @@ def sharding_options(policy: str = "DATA") -> tf.data.Options:
 def _source(split: Split, labels: np.ndarray, batch_size: int, shuffle_buffer: int | None):
     """What makes (example, label) in the split's order, the training shuffle window, and for
     a streamed split the function that reads one training pass (None: passes permute the
-    first). A streamed split's label lookup is made once, for every stream of it."""
+    first). A streamed split's label lookup is made once, for every stream of it.
+
+    A split held in memory streams (index, label): `_reader` gathers the example by its index,
+    so a training pass permutes indices (the whole split, `passes.permuted_index`), never
+    windows of paths or bytes."""
     if not split.streamed:
-        return (
-            lambda: tf.data.Dataset.from_tensor_slices((_examples(split), labels)),
-            WINDOW_EXAMPLES,
-            None,
-        )
+        index = np.arange(len(split), dtype=np.int64)
+        return lambda: tf.data.Dataset.from_tensor_slices((index, labels)), max(len(split), 1), None
     lookup = record_lookup(split, labels)
     return (
         lambda: record_stream(split, None, lookup=lookup),  # the labels: in `lookup` only
@@ -202,16 +206,19 @@ def build_feature_pipeline(
     a batch at a time, never loaded whole.
     """
     n, head = len(features), get_head(head_type)
-    index = np.arange(n, dtype=np.int64)
-    ds = tf.data.Dataset.from_tensor_slices((index, head.label_array(labels)))
+    labels = head.label_array(labels)
 
     def prepare(i, label):
         return i, head.encode_label(label, num_classes)
 
     if training:
-        ds = training_stream(ds, prepare, n, order, batch_size, seed, remainder, start_batch)
+        ds = training_stream(
+            None, prepare, n, order, batch_size, seed, remainder, start_batch, labels=labels
+        )
     else:
-        ds = _batches(ds.map(prepare), batch_size, remainder)
+        index = np.arange(n, dtype=np.int64)
+        ds = _batches(tf.data.Dataset.from_tensor_slices((index, labels)).map(prepare),
+                      batch_size, remainder)  # fmt: skip
     width = features.shape[1]
 
     def gather(rows):
@@ -251,6 +258,18 @@ def class_weights(labels: np.ndarray, num_classes: int) -> dict[int, float]:
     out = {c: 1.0 for c in range(num_classes)}
     out.update({int(c): float(w) for c, w in zip(present, weights, strict=True)})
     return out
+
+
+def _reader(split: Split) -> Callable[[tf.Tensor], tf.Tensor]:
+    """An element of the split's stream -> the example's raw bytes or text: a streamed split's
+    element is its record's example; an in-memory split's is an index into one tf.string
+    tensor of the examples (a file path is read)."""
+    if split.streamed:
+        return lambda raw: raw
+    examples = _examples(split)
+    if split.kind == "path":
+        return lambda i: tf.io.read_file(tf.gather(examples, i))
+    return lambda i: tf.gather(examples, i)
 
 
 def _examples(split: Split) -> tf.Tensor:

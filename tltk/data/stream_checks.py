@@ -2,15 +2,15 @@
 each record as it writes it: a run never decodes a streamed image before training, so the
 shard writer, which holds every image's bytes once anyway, is where they are checked.
 
-The checks are the folder ones (tltk/data/cleaning.py): an image Pillow cannot fully decode is
-corrupt (dropped and reported, or refused under `clean.corrupt: error`); one TensorFlow would
-misread is converted to an RGB PNG, which the shard holds instead.
+The checks are the folder ones (tltk/data/image_checks.py): an image Pillow cannot fully
+decode is corrupt (dropped and reported, or refused under `clean.corrupt: error`); one
+TensorFlow would misread is converted to an RGB PNG, which the shard holds instead.
 """
 
 from __future__ import annotations
 
-from tltk.data.cleaning import check_file, to_rgb_png
 from tltk.data.errors import DataError
+from tltk.data.image_checks import check_file, to_rgb_png
 from tltk.recipe import CleanConfig
 
 CHECKED_BY = "tltk data shard: every streamed image fully decoded (Pillow) as it was written"

@@ -69,8 +69,8 @@ def tune(
     if result.best_recipe is None:
         raise TuneError(f"{search.dir}: no trial finished, so there is no best recipe")
     say(f"Best {result.objective}: {result.best_value:.4g}; recipe {result.best_recipe_path}")
-    if train_best:
-        result.trained = train(result.best_recipe_path)
+    if train_best:  # on the trials' features, when the search shares them (head keys)
+        result.trained = train(result.best_recipe_path, shared_features=search.features)
     return result
 
 

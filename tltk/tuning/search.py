@@ -152,14 +152,17 @@ def train_trial(search: Search, trial_id: str, values: dict[str, Any]) -> dict:
                    "seed": search.recipe.seed + execution},
             )  # fmt: skip
             run_dir = search.trial_dir(trial_id, execution)
-            if share:
-                base = search.dir / "base" / str(execution + 1)
-                shared_head.shared_head_run(shared_head.base_recipe(recipe), base, search.features)
-                shared_head.seed_trial_run(recipe, base, run_dir)
-            train(recipe, run_dir=run_dir, shared_features=search.features)
+            try:
+                if share:
+                    base = search.dir / "base" / str(execution + 1)
+                    base_recipe = shared_head.base_recipe(recipe)
+                    shared_head.shared_head_run(base_recipe, base, search.features)
+                    shared_head.seed_trial_run(recipe, base, run_dir)
+                train(recipe, run_dir=run_dir, shared_features=search.features)
+            finally:  # a failed trial's models too (diverged, out of memory): not the next's
+                _clear_session()
             scores.append(objective_of(run_dir, search.recipe))
             runs.append(str(run_dir))
-            _clear_session()
     gc.collect()  # the train steps' graphs the registry held
     record = {
         "trial": trial_id,

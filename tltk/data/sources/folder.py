@@ -53,7 +53,8 @@ def read_folder(cfg: DataConfig, label_kind: str) -> SourceData:
         paths = [p for c in sorted(per_class) for p in per_class[c]]
         ids = np.array([index[c] for c in sorted(per_class) for _ in per_class[c]], dtype=np.int64)
         labels = one_hot(ids, len(class_names)) if label_kind == "classes" else ids
-        out[split] = Split(np.array(paths, dtype=object), labels, "path", list(paths))
+        # No origins: a path names itself (a list of them would cost 8 bytes a file per copy).
+        out[split] = Split(np.array(paths, dtype=object), labels, "path")
     description = {"type": "folder", "path": str(root)}
     return SourceData(class_names, out, description, {"ignored_files": ignored})
 
