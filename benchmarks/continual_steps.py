@@ -49,6 +49,7 @@ def run_variant(recipe, data, task_model, grown: Path, variant, steps: int, k_ol
 
     from tltk import phases as ph
     from tltk import tasks
+    from tltk.class_weights import class_weight
     from tltk.recipe import PhaseConfig
 
     train, lr, warmup, weighted = variant
@@ -68,7 +69,7 @@ def run_variant(recipe, data, task_model, grown: Path, variant, steps: int, k_ol
     ds = tasks.pipeline(recipe, data, "train", task_model, recipe.train.batch_size, training=True)
     cpu0, wall0 = _cpu(), time.perf_counter()
     model.fit(ds, epochs=1, steps_per_epoch=steps, verbose=0, callbacks=[record],
-              class_weight=tasks.class_weight(recipe, data) if weighted else None)  # fmt: skip
+              class_weight=class_weight(recipe, data) if weighted else None)  # fmt: skip
     cpu, wall = _cpu() - cpu0, time.perf_counter() - wall0
     # Keras logs the running mean of the epoch: recover each step's own loss from it.
     running = np.asarray(losses)
@@ -89,11 +90,12 @@ def main() -> None:
     parser.add_argument("--json")
     args = parser.parse_args()
     from tltk import tasks
+    from tltk.class_weights import class_weight
 
     recipe, task_model, classes = tasks.load_run(args.run)
     data = tasks.load_data(recipe, run_dir=args.run)
     k_old = len(data.report["continual"]["old_classes"])
-    weights = tasks.class_weight(recipe, data)
+    weights = class_weight(recipe, data)
     print(f"{len(data.splits['train'])} training examples, class weights {weights}")
     out = {}
     for name, variant in VARIANTS.items():

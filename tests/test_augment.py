@@ -27,10 +27,18 @@ def check_images(images: np.ndarray) -> None:
 
 
 def test_nothing_configured_gives_none():
-    assert build_augment(AugmentConfig(), seed=0, image_size=S) is None
+    assert build_augment(AugmentConfig(), seed=0, image_size=S) is None  # auto, unresolved
+    assert build_augment(AugmentConfig(policy="none"), seed=0, image_size=S) is None
 
 
-@pytest.mark.parametrize("policy", ["light", "medium", "heavy", "randaugment"])
+def test_shift_rotates_and_shifts_but_never_mirrors():
+    augment = build_augment(AugmentConfig(policy="shift"), seed=1, image_size=S)
+    assert repr(augment) == "BatchAugment(RandomRotation, RandomTranslation)"
+    light = build_augment(AugmentConfig(policy="light"), seed=1, image_size=S)
+    assert "RandomFlip" in repr(light)
+
+
+@pytest.mark.parametrize("policy", ["shift", "light", "medium", "heavy", "randaugment"])
 def test_policy_runs_in_tf_data(policy):
     augment = build_augment(AugmentConfig(policy=policy), seed=1, image_size=S)
     assert isinstance(augment, BatchAugment)

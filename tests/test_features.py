@@ -96,13 +96,15 @@ def test_cached_text_head_phase_equals_uncached(tmp_path):
     _same_training(cached, uncached)
 
 
-def test_which_phases_are_cached(tmp_path, images):
-    from tltk import tasks
+def test_which_phases_are_cached(tmp_path, images, monkeypatch):
+    from tltk import plan, tasks
     from tltk.recipe import load_recipe
 
     def decision(train_groups, **recipe_keys):
         raw = _image_recipe(tmp_path, images, recipe_keys.pop("cache", "auto"))
         raw.update(recipe_keys)
+        if raw["phases"] is None:
+            del raw["phases"]
         recipe = load_recipe(raw)
         data = tasks.load_data(recipe)
         task_model = tasks.build_task_model(recipe, data)
@@ -114,6 +116,11 @@ def test_which_phases_are_cached(tmp_path, images):
     flips = {"policy": "light"}
     assert decision([], augment=flips) is None  # augmented images are not cached by default
     assert "train.feature_cache: on" in decision([], augment=flips, cache="on")
+    # The default plan's own augmentation (augment.policy: auto) is for the fine-tune: a head
+    # phase before it (head.init: random) still trains on cached, un-augmented features.
+    monkeypatch.setattr(plan, "starts_pretrained", lambda recipe: True)
+    assert "augment.policy: auto" in decision([], phases=None)
+    assert decision([], phases=None, augment={"policy": "shift"}) is None
 
 
 def test_split_at_pooled_shares_the_task_models_layers():

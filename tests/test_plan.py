@@ -103,6 +103,22 @@ def test_weights_none_gets_a_from_scratch_plan():
     assert not pl.starts_pretrained(text_rnn)  # always random, whatever `weights` says
 
 
+def test_augment_auto_shifts_the_default_plans_image_fine_tune_only():
+    recipe = _recipe()  # a pretrained image backbone, no phases
+    assert recipe.augment.policy == "auto" and pl.augment_config(recipe).policy == "shift"
+    plan = pl.plan_run(recipe, 100, 4)
+    assert plan.description.endswith("; augment: shift (small rotations and shifts, no flips)")
+    own_phases = _recipe(phases=[{"train": "all", "epochs": 3}])
+    layers = _recipe(augment={"layers": [{"name": "RandomZoom", "args": {"height_factor": 0.1}}]})
+    asked = _recipe(augment={"policy": "none"})
+    scratch = _recipe(backbone={"weights": "none"})
+    text = _recipe(modality="text", backbone={"name": "models/x", "sequence_length": 32})
+    for other in (own_phases, layers, asked, scratch, text):
+        assert pl.augment_config(other).policy == "none"
+    assert "augment" not in pl.plan_run(asked, 100, 4).description
+    assert pl.augment_config(_recipe(augment={"policy": "light"})).policy == "light"
+
+
 def test_head_init_auto_probe_and_random():
     assert pl.head_init(_recipe(), 100) == ("probe", "a pretrained backbone and a linear head")
     init, why = pl.head_init(_recipe(head={"hidden_units": 16}), 100)

@@ -13,7 +13,7 @@ import yaml
 from helpers import make_image_folder, tiny_recipe
 
 from tltk import strategy as st
-from tltk.fitting import first_batch_size
+from tltk.fit_setup import first_batch_size
 
 TWO_CPUS = """
 import tensorflow as tf

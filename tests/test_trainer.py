@@ -192,6 +192,7 @@ def test_bad_phase_group_is_a_clear_error(tmp_path):
 
 def test_class_weight_balanced_and_named(tmp_path):
     from tltk import tasks
+    from tltk.class_weights import class_weight
     from tltk.recipe import load_recipe
 
     recipe = load_recipe(tiny_recipe(tmp_path))
@@ -201,11 +202,11 @@ def test_class_weight_balanced_and_named(tmp_path):
         ["head.class_weight=balanced"],
     )
     loaded = tasks.load_data(recipe)
-    weights = tasks.class_weight(recipe, loaded)
+    weights = class_weight(recipe, loaded)
     assert weights[0] > 1 > weights[1]
     bad = load_recipe(recipe.model_dump(mode="json"), ["head.class_weight={zebra: 2}"])
     with pytest.raises(ValueError, match="zebra"):
-        tasks.class_weight(bad, loaded)
+        class_weight(bad, loaded)
 
 
 def test_a_run_that_fails_before_training_leaves_nothing_to_resume(tmp_path):

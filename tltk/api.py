@@ -135,11 +135,11 @@ def lr_find(
 def _lr_find(recipe, run, index: int, steps, start: float, end: float, setup: tuple):
     import keras
 
-    from tltk import fitting, lr_auto
+    from tltk import fit_setup, fitting, lr_auto
 
     keras.utils.set_random_seed(recipe.seed)
     data = tasks.load_data(recipe)
-    fit = fitting.prepare(recipe, run, data, *setup)
+    fit = fit_setup.prepare(recipe, run, data, *setup)
     phase_list = fit.plan.phases  # the recipe's, or the default plan
     if not 0 <= index < len(phase_list):
         raise ValueError(f"--phase {index}: the recipe has phases 0..{len(phase_list) - 1}")

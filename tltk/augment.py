@@ -107,9 +107,10 @@ def build_augment(cfg: AugmentConfig, *, seed: int, image_size: int) -> BatchAug
         ValueError: an unknown layer name (naming `augment.layers[i].name` and the closest
             valid names), arguments a layer rejects, or a layer that changes the image shape.
     """
-    if cfg.policy == "none" and not cfg.layers and cfg.mixup <= 0 and cfg.cutmix <= 0:
+    policy = "none" if cfg.policy == "auto" else cfg.policy  # a run resolves auto first
+    if policy == "none" and not cfg.layers and cfg.mixup <= 0 and cfg.cutmix <= 0:
         return None
-    layers = policy_layers(cfg.policy, seed=seed)
+    layers = policy_layers(policy, seed=seed)
     for i, spec in enumerate(cfg.layers):
         where = f"augment.layers[{i}]"
         cls = resolve_layer(spec.name, where=f"{where}.name")
@@ -137,14 +138,20 @@ def build_augment(cfg: AugmentConfig, *, seed: int, image_size: int) -> BatchAug
 
 
 def policy_layers(policy: str, *, seed: int) -> list[keras.layers.Layer]:
-    """The Keras core layers of a named policy (`none`, `light`, `medium`, `heavy`,
-    `randaugment`), each seeded from `seed`. Flips are horizontal only (natural images)."""
-    if policy not in ("none", "light", "medium", "heavy", "randaugment"):
+    """The Keras core layers of a named policy (`none`, `shift`, `light`, `medium`, `heavy`,
+    `randaugment`), each seeded from `seed`. Flips are horizontal only (natural images); `shift`
+    has none. `auto` is resolved before (`tltk.plan.augment_config`)."""
+    if policy not in ("none", "shift", "light", "medium", "heavy", "randaugment"):
         raise ValueError(f"augment.policy: unknown policy {policy!r}")
     if policy == "none":
         return []
     k, vr = keras.layers, VALUE_RANGE
     f32: dict[str, Any] = {"dtype": "float32"}  # stay float32 under a mixed-precision policy
+    if policy == "shift":  # what digits_transfer.yaml uses: no flips, no zoom
+        return [
+            k.RandomRotation(0.04, seed=seed + 1, **f32),  # x 360 degrees: about 14
+            k.RandomTranslation(0.08, 0.08, seed=seed + 3, **f32),
+        ]
     if policy == "randaugment":
         return [
             k.RandomFlip("horizontal", seed=seed, **f32),

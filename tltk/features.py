@@ -80,6 +80,8 @@ def cache_decision(recipe: Recipe, task_model: TaskModel, train_groups: list[str
     if mode == "off" or train_groups:
         return None
     if tasks.augments(recipe, task_model):
+        if recipe.augment.policy == "auto":  # tltk's choice, for the phases that train groups
+            return "the backbone is frozen (augment.policy: auto augments the fine-tune only)"
         if mode != "on":
             return None
         return "the backbone is frozen (train.feature_cache: on: without augmentation)"

@@ -1,4 +1,4 @@
-"""Training a run's phases: the model in the strategy's scope, then each phase compiled and fit.
+"""Training a run's phases, each compiled and fit with what `tltk.fit_setup.prepare` set up.
 
 Each phase starts from the previous phase's saved weights (the first, from the head start:
 `tltk.head_start`) and, when killed, resumes from its last epoch's backup on the same batches
@@ -15,154 +15,26 @@ progress or weights from its run folder, the other workers get them from the chi
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
 from pathlib import Path
 
 import keras
 import numpy as np
-import tensorflow as tf
 
 from tltk import phases as ph
 from tltk import plan as pl
 from tltk import tasks
 from tltk.callback_state import CallbackState, backed_up_epoch
 from tltk.callbacks import ValidationMetrics, check_finite_weights, phase_callbacks
-from tltk.data import LabelledData
-from tltk.data.passes import batches_per_pass
-from tltk.features import FeatureCache, SharedFeatures, cache_decision
-from tltk.hardware import Hardware
+from tltk.features import cache_decision
+from tltk.fit_setup import Fit
 from tltk.head_start import start_head
 from tltk.io import save_weights_atomic
 from tltk.log import say as _say
 from tltk.lr_auto import resolve_learning_rate
-from tltk.model import TaskModel
 from tltk.multiworker import FollowChief, from_chief, share_variables
 from tltk.phase_compile import compile_phase as _compile
-from tltk.recipe import PhaseConfig, Recipe
+from tltk.recipe import PhaseConfig
 from tltk.runs import Run
-from tltk.strategy import Role, describe
-
-
-@dataclass
-class Fit:
-    """What every phase of one run trains with."""
-
-    recipe: Recipe
-    run: Run
-    task_model: TaskModel
-    data: LabelledData
-    strategy: tf.distribute.Strategy
-    role: Role
-    hardware: Hardware
-    train_batch: int
-    steps: int
-    """Optimizer steps per epoch."""
-    validation: ValidationMetrics | None
-    class_weight: dict[int, float] | None
-    plan: pl.Plan
-    features: FeatureCache
-    """The frozen backbone's pooled features, for phases that train only the head."""
-    trained: set[int] = field(default_factory=set)
-    """The phases this process trained (so a worker has their weights in its own folder)."""
-    train_model: keras.Model | None = None
-    """What `fit` trains: the task model itself, or a model wrapping it (a continue run's
-    `DistillingModel`); the run saves the task model's weights either way."""
-
-    def __post_init__(self) -> None:
-        if self.train_model is None:
-            self.train_model = self.task_model.model
-
-
-def prepare(
-    recipe: Recipe,
-    run: Run,
-    data: LabelledData,
-    strategy: tf.distribute.Strategy,
-    role: Role,
-    hardware: Hardware,
-    shared_features: SharedFeatures | None = None,
-) -> Fit:
-    """Model in the strategy's scope, batch sizes, validation and class weights; what the
-    hardware made of the recipe's `auto` values is logged and kept in RUN/state.json.
-    `shared_features`: features other runs of this process computed (`SharedFeatures`)."""
-    replicas = strategy.num_replicas_in_sync
-    global_batch = hardware.global_batch
-    _say(f"Strategy: {describe(strategy)}; global batch {global_batch}")
-    _say(f"Hardware: {hardware.describe()}")
-    run.state["hardware"] = hardware.as_dict()
-    run.save()
-    grown_features = {}  # the splits' features a continue run's growth computed
-    with strategy.scope():
-        if recipe.continue_from is not None:
-            from tltk.continual.model import continue_models
-
-            task_model, train_model, grown_features = continue_models(recipe, run, data)
-        else:
-            task_model = tasks.build_task_model(recipe, data)
-            train_model = task_model.model
-    n_train = len(data.splits["train"])
-    train_batch = first_batch_size(n_train, global_batch, replicas)
-    remainder = "drop" if replicas > 1 else "keep"
-    per_pass = batches_per_pass(n_train, train_batch, remainder)
-    if replicas > 1 and n_train % train_batch:
-        _say(
-            f"{describe(strategy)}: every replica gets whole batches, so each epoch leaves out "
-            f"{n_train % train_batch} of the {n_train} training examples (different ones each "
-            "epoch: the split is reshuffled)"
-        )
-    validation = None
-    if len(data.splits.get("val", ())):
-        val_ds = tasks.pipeline(
-            recipe, data, "val", task_model, global_batch, training=False, replicas=replicas
-        )
-        validation = ValidationMetrics(
-            val_ds,
-            tasks.targets(recipe, data, "val"),
-            tasks.loss(recipe),
-            tasks.metrics(recipe, task_model),
-        )
-    steps = recipe.train.steps_per_epoch or per_pass
-    plan = pl.plan_run(recipe, n_train, steps)
-    _say(f"Head start: {plan.init} ({plan.why})")
-    if plan.description:
-        _say(plan.description)
-    pl.warn_short_phases(
-        plan.phases, steps, init=plan.init, pretrained=pl.starts_pretrained(recipe),
-        num_train=n_train, batch=train_batch,
-    )  # fmt: skip
-    features = FeatureCache(
-        recipe, data, task_model, global_batch, replicas, folder=run.dir / "features",
-        strategy=strategy, shared=shared_features,
-    )  # fmt: skip
-    for split, computed in grown_features.items():
-        features.put(split, computed)
-    return Fit(
-        recipe=recipe,
-        run=run,
-        task_model=task_model,
-        data=data,
-        strategy=strategy,
-        role=role,
-        hardware=hardware,
-        train_batch=train_batch,
-        steps=steps,
-        validation=validation,
-        class_weight=tasks.class_weight(recipe, data),
-        plan=plan,
-        features=features,
-        train_model=train_model,
-    )
-
-
-def first_batch_size(n: int, global_batch: int, replicas: int) -> int:
-    """The training batch size for a split of `n` examples under `replicas` replicas.
-
-    Under several replicas every batch must split evenly (the remainder is dropped), so a
-    split smaller than one global batch gets the largest batch that does.
-    """
-    if replicas == 1 or n >= global_batch:
-        return global_batch
-    return max(replicas, n - n % replicas)
 
 
 def sync_phase_state(run: Run, phase_list: list) -> None:

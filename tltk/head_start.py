@@ -19,7 +19,7 @@ from tltk.log import say
 from tltk.probe import fit_probe
 
 if TYPE_CHECKING:
-    from tltk.fitting import Fit
+    from tltk.fit_setup import Fit
 
 PROBE_WEIGHTS = "probe.weights.h5"
 

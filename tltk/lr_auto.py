@@ -13,7 +13,7 @@ from tltk.plots import plot_lr_find
 from tltk.recipe import PhaseConfig, load_recipe
 
 if TYPE_CHECKING:
-    from tltk.fitting import Fit
+    from tltk.fit_setup import Fit
 
 
 def resolve_learning_rate(fit: Fit, index: int, phase: PhaseConfig) -> PhaseConfig:

@@ -14,7 +14,7 @@ from tltk.log import say
 from tltk.recipe import PhaseConfig
 
 if TYPE_CHECKING:
-    from tltk.fitting import Fit
+    from tltk.fit_setup import Fit
 
 
 def compile_phase(

@@ -20,7 +20,7 @@ import math
 import warnings
 from dataclasses import dataclass
 
-from tltk.recipe import PhaseConfig, Recipe
+from tltk.recipe import AugmentConfig, PhaseConfig, Recipe
 
 PROBE_MAX_EXAMPLES = 200_000
 """`head.init: auto` probes up to this many training examples (beyond, the probe's fits cost
@@ -42,6 +42,9 @@ the probe away (measured on few-shot Fashion-MNIST: the probe's val accuracy 0.8
 in the first epoch at Adam 1e-3; a continue step at 1e-3 without warm-up diverged, training
 loss in the hundreds within 40 steps: BENCHMARKS.md, continual learning)."""
 WARMUP_FRACTION = 0.1
+AUTO_AUGMENT = "shift"
+"""`augment.policy: auto` for the default plan's image fine-tune: small rotations and shifts,
+no flips (measured on few-shot digits and Fashion-MNIST, BENCHMARKS.md)."""
 """The default fine-tune's warm-up, a fraction of its steps (at least one step)."""
 
 
@@ -181,7 +184,28 @@ def default_plan(
         layerwise_decay=decay, weight_decay=weight_decay,
     )  # fmt: skip
     phases.append(finetune)
-    return phases, f"Plan: {epoch}; {start}, then {_describe(finetune, steps_per_epoch)}"
+    text = f"Plan: {epoch}; {start}, then {_describe(finetune, steps_per_epoch)}"
+    if recipe.augment.policy == "auto" and augment_config(recipe).policy != "none":
+        text += f"; augment: {AUTO_AUGMENT} (small rotations and shifts, no flips)"
+    return phases, text
+
+
+def augment_config(recipe: Recipe) -> AugmentConfig:
+    """The recipe's `augment` with `policy: auto` resolved: AUTO_AUGMENT for the default plan
+    of a pretrained image backbone when the section asks nothing else (no layers, MixUp or
+    CutMix), else none. A recipe's own `phases` keep the augmentation they were written with."""
+    cfg = recipe.augment
+    if cfg.policy != "auto":
+        return cfg
+    chosen = (
+        AUTO_AUGMENT
+        if recipe.modality == "image"
+        and not recipe.phases
+        and starts_pretrained(recipe)
+        and not (cfg.layers or cfg.mixup > 0 or cfg.cutmix > 0)
+        else "none"
+    )
+    return cfg.model_copy(update={"policy": chosen})
 
 
 def _epochs(steps: int, steps_per_epoch: int, bounds: tuple[int, int]) -> int:

@@ -26,6 +26,7 @@ from tltk.heads.base import HeadSpec
 from tltk.modalities import get_modality
 from tltk.modalities.base import Modality
 from tltk.model import TaskModel, build_model
+from tltk.plan import augment_config
 from tltk.recipe import HeadConfig, Recipe, load_recipe
 from tltk.tta import flip_averaged
 
@@ -93,9 +94,8 @@ def pipeline(
     from tltk.data import build_pipeline
 
     kind, backbone = modality(recipe), task_model.backbone
-    augment = (
-        kind.augment(recipe.augment, seed=recipe.seed, backbone=backbone) if training else None
-    )
+    cfg = augment_config(recipe)
+    augment = kind.augment(cfg, seed=recipe.seed, backbone=backbone) if training else None
     return build_pipeline(
         data.splits[split] if isinstance(split, str) else split,
         num_classes=data.num_classes,
@@ -129,28 +129,8 @@ def stream_order(
 
 def augments(recipe: Recipe, task_model: TaskModel) -> bool:
     """Whether training batches are augmented (the modality's augmentation is not None)."""
-    kind = modality(recipe)
-    return kind.augment(recipe.augment, seed=recipe.seed, backbone=task_model.backbone) is not None
-
-
-def class_weight(recipe: Recipe, data: LabelledData) -> dict[int, float] | None:
-    cw = recipe.head.class_weight
-    if cw is None:
-        return None
-    if not head(recipe).class_weights:
-        raise ValueError(
-            "head.class_weight: class weights apply to multi-class (classification) heads"
-        )
-    if cw == "balanced":
-        from tltk.data import class_weights
-
-        return class_weights(data.splits["train"].labels, data.num_classes)
-    unknown = set(cw) - set(data.class_names)
-    if unknown:
-        raise ValueError(
-            f"head.class_weight: unknown class(es) {sorted(unknown)}; classes: {data.class_names}"
-        )
-    return {i: float(cw.get(name, 1.0)) for i, name in enumerate(data.class_names)}
+    kind, cfg = modality(recipe), augment_config(recipe)
+    return kind.augment(cfg, seed=recipe.seed, backbone=task_model.backbone) is not None
 
 
 def loss(recipe: Recipe) -> keras.losses.Loss:

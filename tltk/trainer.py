@@ -31,7 +31,8 @@ from tltk.data import LabelledData
 from tltk.data.images import write_split_manifest
 from tltk.errors import TltkError
 from tltk.features import SharedFeatures
-from tltk.fitting import load_phase_result, prepare, run_phase, sync_phase_state
+from tltk.fit_setup import prepare
+from tltk.fitting import load_phase_result, run_phase, sync_phase_state
 from tltk.hardware import Hardware, choose
 from tltk.io import atomic_write_json, save_weights_atomic
 from tltk.log import say as _say

@@ -110,7 +110,12 @@ class HeadConfig(StrictModel):
     l1: float = 0.0
     l2: float = 0.0
     label_smoothing: float = Field(0.0, ge=0.0, lt=1.0)
-    class_weight: Literal["balanced"] | dict[str, float] | None = None
+    class_weight: Literal["auto", "balanced", "sqrt"] | dict[str, float] | None = "auto"
+    """Per-class weights of a classification head's loss (probe and phases alike): `balanced`
+    (n / (k * count)), `sqrt` (its square root, mean weight 1), `auto` (sqrt when the largest
+    training class has more than `tltk.class_weights.IMBALANCE_RATIO` times the examples of
+    the smallest, else none; the run says which; the default), {class name: weight} (1 for the
+    others), or null (tltk/class_weights.py)."""
     init: Literal["auto", "probe", "random"] = "auto"
     """How the scores layer starts. `probe`: fitted before the first phase by a linear probe on
     the frozen backbone's cached features (multinomial logistic regression, one-vs-rest for
@@ -133,7 +138,13 @@ class AugmentLayer(StrictModel):
 
 
 class AugmentConfig(StrictModel):
-    policy: Literal["none", "light", "medium", "heavy", "randaugment"] = "none"
+    policy: Literal["auto", "none", "shift", "light", "medium", "heavy", "randaugment"] = "auto"
+    """`shift`: small rotations and shifts, no flips (digits, text, shoes that all point one
+    way: a mirror image is a new image). `light`..`heavy` add horizontal flips, zoom and
+    (medium, heavy) colour. `auto`: `shift` for the default plan's fine-tune of a pretrained
+    image backbone (a recipe without `phases`, `layers`, `mixup` or `cutmix`), else none
+    (`tltk.plan.augment_config`); its head phase, if any, trains on cached un-augmented
+    features."""
     layers: list[AugmentLayer] = Field(default_factory=list)
     """Explicit layers, applied after the policy's."""
     mixup: float = Field(0.0, ge=0.0)
