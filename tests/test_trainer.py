@@ -19,8 +19,9 @@ from helpers import make_image_folder
 import tltk
 
 
-def tiny_recipe(tmp_path, **extra):
-    """Two phases (2 + 4 epochs) on 36 images; `section__field=value` sets one key."""
+def tiny_recipe(tmp_path, small: bool = False, **extra):
+    """Two phases (2 + 4 epochs) on 36 images; `section__field=value` sets one key. `small`:
+    resnet8 at 16 px (builds, traces and trains in a fraction of MobileNetV3-Small's time)."""
     data = make_image_folder(tmp_path / "images", {"a": 12, "b": 12, "c": 12}, size=32)
     recipe = helpers.tiny_recipe(
         tmp_path,
@@ -30,6 +31,9 @@ def tiny_recipe(tmp_path, **extra):
         export={"enabled": False},
     )
     recipe["phases"][1]["schedule"] = "cosine"  # its epochs log other keys than the head's
+    if small:  # for tests that train: what they check is the trainer, not MobileNetV3-Small
+        recipe["backbone"].update(name="resnet8", image_size=16)
+        recipe["phases"][1]["train"] = "top:2"  # resnet8's top group is its last BatchNorm
     for key, value in extra.items():
         section, _, field = key.partition("__")
         recipe.setdefault(section, {})[field] = value
@@ -38,7 +42,7 @@ def tiny_recipe(tmp_path, **extra):
 
 @pytest.mark.slow
 def test_train_returns_model_history_metrics_and_writes_the_run(tmp_path):
-    result = tltk.train(tiny_recipe(tmp_path))
+    result = tltk.train(tiny_recipe(tmp_path, small=True))
     run = result.run_dir
     assert result.model.output.shape[-1] == 3
     history = result.history
@@ -84,21 +88,21 @@ def test_train_returns_model_history_metrics_and_writes_the_run(tmp_path):
     )  # the headline accuracy is the per-class recalls weighted by support
     assert (run.parent / "latest").resolve() == run.resolve()
     # The resolved recipe is written with the run and loads back as the same recipe.
-    assert tltk.load_recipe(run / "recipe.yaml").phases[1].train == "top:1"
+    assert tltk.load_recipe(run / "recipe.yaml").phases[1].train == "top:2"
     # The same recipe again: the finished run is a no-op that returns its results, untouched.
     before = _files(run)
-    again = tltk.train(tiny_recipe(tmp_path))
+    again = tltk.train(tiny_recipe(tmp_path, small=True))
     assert again.run_dir == run and again.metrics == result.metrics
     assert _files(run) == before
     # resume=False (`--new`) gets its own folder; the first is untouched.
-    second = tltk.train(tiny_recipe(tmp_path), resume=False)
+    second = tltk.train(tiny_recipe(tmp_path, small=True), resume=False)
     assert second.run_dir != run
     assert _files(run) == before
 
 
 @pytest.mark.slow
 def test_frozen_phase_keeps_backbone_and_bn_statistics(tmp_path):
-    recipe = tiny_recipe(tmp_path)
+    recipe = tiny_recipe(tmp_path, small=True)
     recipe["phases"] = [{"name": "head", "train": "head", "epochs": 2, "learning_rate": 0.01}]
     recipe["backbone"]["weights"] = None
     import keras
@@ -107,9 +111,7 @@ def test_frozen_phase_keeps_backbone_and_bn_statistics(tmp_path):
     from tltk.recipe import BackboneConfig
 
     keras.utils.set_random_seed(recipe.get("seed", 42))
-    reference = build_backbone(
-        BackboneConfig(name="mobilenet_v3_small", weights=None, image_size=32)
-    )
+    reference = build_backbone(BackboneConfig(name="resnet8", weights=None, image_size=16))
     path = tmp_path / "init.weights.h5"
     reference.model.save_weights(str(path))
     recipe["backbone"]["weights"] = str(path)
@@ -131,12 +133,8 @@ def _train_cmd(recipe_path):
 
 @pytest.mark.slow
 def test_killed_run_resumes_at_the_same_phase_and_epoch(tmp_path):
-    recipe = tiny_recipe(tmp_path)
+    recipe = tiny_recipe(tmp_path, small=True)
     recipe["train"]["steps_per_epoch"] = 30  # long enough epochs to be killed in the middle
-    # resnet8: what is checked is the run's resume; it builds and traces in a fraction of
-    # MobileNetV3-Small's time (two processes do), and trains the same two phases.
-    recipe["backbone"]["name"] = "resnet8"
-    recipe["phases"][1]["train"] = "top:2"
     path = tmp_path / "tiny.yaml"
     path.write_text(yaml.safe_dump(recipe))
     env = {**os.environ, "PYTHONUNBUFFERED": "1"}
