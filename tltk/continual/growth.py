@@ -175,11 +175,17 @@ def _shift_on_val(kernel, bias, old_kernel, old_bias, num_classes, val) -> float
     fixed, new = f @ old_kernel + old_bias, f @ kernel + bias
 
     def loss(shift: float) -> float:
-        z = np.concatenate([fixed, new + shift], axis=1)
-        z -= z.max(axis=1, keepdims=True)
-        return float(-np.mean(z[np.arange(len(z)), y] - np.log(np.exp(z).sum(axis=1))))
+        return _softmax_loss(fixed, new + shift, y)
 
     return float(minimize_scalar(loss, bounds=(-50.0, 50.0), method="bounded").x)
+
+
+def _softmax_loss(fixed: np.ndarray, new: np.ndarray, y: np.ndarray) -> float:
+    """Mean cross-entropy of the whole softmax over the old rows' scores `fixed` and the new
+    rows' `new`, for labels `y`."""
+    z = np.concatenate([fixed, new], axis=1)
+    z -= z.max(axis=1, keepdims=True)
+    return float(-np.mean(z[np.arange(len(z)), y] - np.log(np.exp(z).sum(axis=1))))
 
 
 def _chosen_on_val(features, labels, old_kernel, old_bias, num_classes, val):
@@ -193,9 +199,7 @@ def _chosen_on_val(features, labels, old_kernel, old_bias, num_classes, val):
     best, rows = None, None
     for c in C_GRID:
         rows = probe_rows(features, labels, old_kernel, old_bias, num_classes, c=c, start=rows)
-        z = np.concatenate([fixed, f_val @ rows[0] + rows[1]], axis=1)
-        z -= z.max(axis=1, keepdims=True)
-        loss = float(-np.mean(z[np.arange(len(z)), y_val] - np.log(np.exp(z).sum(axis=1))))
+        loss = _softmax_loss(fixed, f_val @ rows[0] + rows[1], y_val)
         if best is None or loss < best[0] - 1e-12:
             best = (loss, rows, c)
     return best[1], best[2]
