@@ -85,5 +85,7 @@ def sqrt_balanced(balanced: dict[int, float], ids: np.ndarray) -> dict[int, floa
     """The square roots of `balanced`, scaled to a mean weight of 1 over the examples `ids`
     (so the loss keeps its scale and the learning rate its meaning)."""
     roots = {c: w**0.5 for c, w in balanced.items()}
-    mean = float(np.mean([roots[int(c)] for c in ids]))
+    per_class = np.zeros(max(roots) + 1)
+    per_class[list(roots)] = list(roots.values())
+    mean = float(np.mean(per_class[ids]))  # a lookup per example in numpy, not in Python
     return {c: w / mean for c, w in roots.items()}
