@@ -161,7 +161,7 @@ def _load(bench: cases.Bench, run: cases.CaseRun):
 
     recipe = {"name": "accuracy-data", "data": run.data}
     if run.data["source"] == "text":
-        recipe["task"] = "text"
+        recipe["modality"] = "text"
     return tasks.load_data(load_recipe(recipe))
 
 

@@ -72,7 +72,7 @@ class Bench:
         """The default template."""
         recipe = {"name": name, "seed": seed, "data": data, "backbone": backbone}
         if task == "text":
-            recipe["task"] = "text"
+            recipe["modality"] = "text"
         return self.housekeeping(recipe)
 
     def hand(self, file: str, name: str, seed: int, path: str, backbone: dict | None = None):
