@@ -11,11 +11,16 @@ RUN/splits.csv, class weights, building the training stream, its first batch, th
 batches. For each: seconds, RSS after it, the peak RSS during it (VmHWM, reset before each
 stage), and with `--tracemalloc` the Python memory kept after it and its peak during it
 (numpy arrays and Python objects; TensorFlow's C++ memory is not traced).
+
+`--trim` also records the RSS after glibc's `malloc_trim(0)` following each stage (what of
+the RSS is memory freed but still held by the allocator); `--load-only` stops after loading;
+`--check-threads N` runs the file checks on N threads whatever the files' size.
 """
 
 from __future__ import annotations
 
 import argparse
+import ctypes
 import functools
 import json
 import os
@@ -43,8 +48,8 @@ def _reset_peak() -> None:
 class Stages:
     """Records one row per stage: seconds, RSS after, peak RSS during, Python memory."""
 
-    def __init__(self, traced: bool):
-        self.traced, self.rows = traced, []
+    def __init__(self, traced: bool, trim: bool = False):
+        self.traced, self.trim, self.rows = traced, trim, []
 
     def run(self, name: str, fn, *args, **kwargs):
         _reset_peak()
@@ -66,6 +71,9 @@ class Stages:
                 py_peak_mb=round((peak - before) / 1024**2, 2),
                 py_total_mb=round(now / 1024**2, 2),
             )
+        if self.trim:  # hand the allocator's free pages back to the system, then look again
+            ctypes.CDLL("libc.so.6").malloc_trim(0)
+            row["rss_trimmed_mb"] = round(_status("VmRSS"), 1)
         self.rows.append(row)
         print(json.dumps(row), flush=True)
         return out
@@ -87,12 +95,16 @@ def main() -> None:
     ap.add_argument("path")
     ap.add_argument("--tracemalloc", action="store_true")
     ap.add_argument("--out", default=os.devnull, help="RUN/splits.csv goes here")
+    ap.add_argument("--trim", action="store_true", help="RSS after malloc_trim(0) too")
+    ap.add_argument("--load-only", action="store_true", help="stop after loading")
+    ap.add_argument("--check-threads", type=int, help="threads of the file checks")
     args = ap.parse_args()
-    stages = Stages(args.tracemalloc)
+    stages = Stages(args.tracemalloc, args.trim)
     import keras  # noqa: F401  (the imports are not a stage)
     import tensorflow as tf
 
     import tltk.data.assemble as assemble
+    import tltk.data.cleaning as cleaning
     import tltk.data.images as images
     from tltk.data import build_pipeline, class_weights, load_image_data
     from tltk.data.report import write_split_manifest
@@ -106,8 +118,12 @@ def main() -> None:
     stages.wrap(images, "read_source", "source read")
     stages.wrap(images, "_inspect", "file checks / digests")
     stages.wrap(assemble, "check_duplicates", "duplicate checks")
+    if args.check_threads:
+        cleaning.threads_for = lambda split: args.check_threads
     cfg = DataConfig(source=args.form, path=args.path, val_fraction=0.05, test_fraction=0.0)
     data = stages.run("load (all of the above)", load_image_data, cfg, seed=0)
+    if args.load_only:
+        return
     stages.run("splits.csv", write_split_manifest, data, args.out)
     train = data.splits["train"]
     stages.run("class weights", class_weights, train.labels, data.num_classes)
