@@ -8,9 +8,10 @@ e.g. those benchmarks/scale_data.py makes (`make_folder`, `make_records`, `make_
 Stages, in the order a run meets them: TensorFlow's runtime start (the first op), the source
 read (listing, label pass, manifest), the file checks, splitting and the duplicate checks,
 RUN/splits.csv, class weights, building the training stream, its first batch, then 50
-batches. For each: seconds, RSS after it, the peak RSS during it (VmHWM, reset before each
-stage), and with `--tracemalloc` the Python memory kept after it and its peak during it
-(numpy arrays and Python objects; TensorFlow's C++ memory is not traced).
+batches. For each: seconds, RSS after it (and its anonymous and file-backed parts), the peak
+RSS during it (VmHWM, reset before each stage), SQLite's own peak during it, and with
+`--tracemalloc` the Python memory kept after it and its peak during it (numpy arrays and
+Python objects; TensorFlow's C++ memory is not traced).
 
 `--trim` also records the RSS after glibc's `malloc_trim(0)` following each stage (what of
 the RSS is memory freed but still held by the allocator); `--load-only` stops after loading;
@@ -40,9 +41,21 @@ def _status(key: str) -> float:
     return float("nan")
 
 
+def _sqlite_peak_mb(reset: bool = False) -> float:
+    """The most SQLite's allocator held (the check cache's page cache) since the last reset,
+    process-wide; `reset` starts a new count."""
+    try:
+        lib = ctypes.CDLL("libsqlite3.so.0")  # the library Python's sqlite3 module links
+    except OSError:
+        return float("nan")
+    lib.sqlite3_memory_highwater.restype = ctypes.c_int64
+    return round(lib.sqlite3_memory_highwater(int(reset)) / 1024**2, 2)
+
+
 def _reset_peak() -> None:
     with open("/proc/self/clear_refs", "w") as f:  # "5": reset VmHWM to the current RSS
         f.write("5")
+    _sqlite_peak_mb(reset=True)
 
 
 class Stages:
@@ -63,6 +76,10 @@ class Stages:
             "s": round(time.perf_counter() - start, 2),
             "rss_mb": round(_status("VmRSS"), 1),
             "peak_rss_mb": round(_status("VmHWM"), 1),
+            # anonymous (heap, arrays) and file-backed (library code paged in) parts of the RSS
+            "anon_mb": round(_status("RssAnon"), 1),
+            "file_mb": round(_status("RssFile"), 1),
+            "sqlite_peak_mb": _sqlite_peak_mb(),
         }
         if self.traced:
             now, peak = tracemalloc.get_traced_memory()
