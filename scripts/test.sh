@@ -10,4 +10,6 @@ bash scripts/setup.sh
 # Work stealing: each worker starts on one contiguous half of the tests (the files with slow
 # tests first, tests/conftest.py) and takes from the end of the other's when it runs out, so
 # a file's module fixtures are built on one worker, not on each. `-n 0`: one process.
-.venv/bin/pytest -q --numprocesses=auto --maxprocesses=4 --dist=worksteal "$@"
+# --cpu-durations: the 25 tests that took the most CPU seconds (subprocesses included), the
+# list to cut from when the suite grows slow.
+.venv/bin/pytest -q --numprocesses=auto --maxprocesses=4 --dist=worksteal --cpu-durations=25 "$@"
