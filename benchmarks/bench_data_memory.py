@@ -8,14 +8,20 @@ e.g. those benchmarks/scale_data.py makes (`make_folder`, `make_records`, `make_
 Stages, in the order a run meets them: TensorFlow's runtime start (the first op), the source
 read (listing, label pass, manifest), the file checks, splitting and the duplicate checks,
 RUN/splits.csv, class weights, building the training stream, its first batch, then 50
-batches. For each: seconds, RSS after it, the peak RSS during it (VmHWM, reset before each
-stage), and with `--tracemalloc` the Python memory kept after it and its peak during it
-(numpy arrays and Python objects; TensorFlow's C++ memory is not traced).
+batches. For each: seconds, RSS after it (and its anonymous and file-backed parts), the peak
+RSS during it (VmHWM, reset before each stage), SQLite's own peak during it, and with
+`--tracemalloc` the Python memory kept after it and its peak during it (numpy arrays and
+Python objects; TensorFlow's C++ memory is not traced).
+
+`--trim` also records the RSS after glibc's `malloc_trim(0)` following each stage (what of
+the RSS is memory freed but still held by the allocator); `--load-only` stops after loading;
+`--check-threads N` runs the file checks on N threads whatever the files' size.
 """
 
 from __future__ import annotations
 
 import argparse
+import ctypes
 import functools
 import json
 import os
@@ -35,16 +41,28 @@ def _status(key: str) -> float:
     return float("nan")
 
 
+def _sqlite_peak_mb(reset: bool = False) -> float:
+    """The most SQLite's allocator held (the check cache's page cache) since the last reset,
+    process-wide; `reset` starts a new count."""
+    try:
+        lib = ctypes.CDLL("libsqlite3.so.0")  # the library Python's sqlite3 module links
+    except OSError:
+        return float("nan")
+    lib.sqlite3_memory_highwater.restype = ctypes.c_int64
+    return round(lib.sqlite3_memory_highwater(int(reset)) / 1024**2, 2)
+
+
 def _reset_peak() -> None:
     with open("/proc/self/clear_refs", "w") as f:  # "5": reset VmHWM to the current RSS
         f.write("5")
+    _sqlite_peak_mb(reset=True)
 
 
 class Stages:
     """Records one row per stage: seconds, RSS after, peak RSS during, Python memory."""
 
-    def __init__(self, traced: bool):
-        self.traced, self.rows = traced, []
+    def __init__(self, traced: bool, trim: bool = False):
+        self.traced, self.trim, self.rows = traced, trim, []
 
     def run(self, name: str, fn, *args, **kwargs):
         _reset_peak()
@@ -58,6 +76,10 @@ class Stages:
             "s": round(time.perf_counter() - start, 2),
             "rss_mb": round(_status("VmRSS"), 1),
             "peak_rss_mb": round(_status("VmHWM"), 1),
+            # anonymous (heap, arrays) and file-backed (library code paged in) parts of the RSS
+            "anon_mb": round(_status("RssAnon"), 1),
+            "file_mb": round(_status("RssFile"), 1),
+            "sqlite_peak_mb": _sqlite_peak_mb(),
         }
         if self.traced:
             now, peak = tracemalloc.get_traced_memory()
@@ -66,6 +88,9 @@ class Stages:
                 py_peak_mb=round((peak - before) / 1024**2, 2),
                 py_total_mb=round(now / 1024**2, 2),
             )
+        if self.trim:  # hand the allocator's free pages back to the system, then look again
+            ctypes.CDLL("libc.so.6").malloc_trim(0)
+            row["rss_trimmed_mb"] = round(_status("VmRSS"), 1)
         self.rows.append(row)
         print(json.dumps(row), flush=True)
         return out
@@ -87,12 +112,16 @@ def main() -> None:
     ap.add_argument("path")
     ap.add_argument("--tracemalloc", action="store_true")
     ap.add_argument("--out", default=os.devnull, help="RUN/splits.csv goes here")
+    ap.add_argument("--trim", action="store_true", help="RSS after malloc_trim(0) too")
+    ap.add_argument("--load-only", action="store_true", help="stop after loading")
+    ap.add_argument("--check-threads", type=int, help="threads of the file checks")
     args = ap.parse_args()
-    stages = Stages(args.tracemalloc)
+    stages = Stages(args.tracemalloc, args.trim)
     import keras  # noqa: F401  (the imports are not a stage)
     import tensorflow as tf
 
     import tltk.data.assemble as assemble
+    import tltk.data.cleaning as cleaning
     import tltk.data.images as images
     from tltk.data import build_pipeline, class_weights, load_image_data
     from tltk.data.report import write_split_manifest
@@ -106,8 +135,12 @@ def main() -> None:
     stages.wrap(images, "read_source", "source read")
     stages.wrap(images, "_inspect", "file checks / digests")
     stages.wrap(assemble, "check_duplicates", "duplicate checks")
+    if args.check_threads:
+        cleaning.threads_for = lambda split: args.check_threads
     cfg = DataConfig(source=args.form, path=args.path, val_fraction=0.05, test_fraction=0.0)
     data = stages.run("load (all of the above)", load_image_data, cfg, seed=0)
+    if args.load_only:
+        return
     stages.run("splits.csv", write_split_manifest, data, args.out)
     train = data.splits["train"]
     stages.run("class weights", class_weights, train.labels, data.num_classes)
