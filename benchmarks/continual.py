@@ -217,10 +217,11 @@ def run_suite(
     continue_overrides: list[str] = (),
     first_run: str | None = None,
     retrain: bool = True,
+    max_steps: int | None = None,
 ) -> dict:
     """The suite's first run (or `first_run`, a finished one), each strategy's continue steps
-    (`continue_overrides` after `overrides`), and the retrain on everything (unless not
-    `retrain`)."""
+    (`continue_overrides` after `overrides`; the first `max_steps` groups after the first, or all),
+    and the retrain on everything (unless not `retrain`)."""
     import tltk
 
     suite = SUITES[name]
@@ -238,7 +239,7 @@ def run_suite(
     print(f"first group: accuracy {accuracy:.4f} ({past_dir}; wall {wall} s, cpu {cpu} s)")
     for strategy in strategies:
         past, steps = past_dir, []
-        for task in tasks[1:]:
+        for task in tasks[1:][:max_steps]:
             sets = [*overrides, *continue_overrides, f"continue_from.strategy={strategy}"]
             done, wall, cpu = _timed(tltk.continue_run, past, task, overrides=sets, resume=False)
             block = done.metrics["continual"]
@@ -288,11 +289,13 @@ def main() -> None:
                         help="overrides of the continue steps only (after --set)")  # fmt: skip
     parser.add_argument("--first", help="a finished first run of the suite to continue from")
     parser.add_argument("--no-retrain", action="store_true", help="skip the retrain row")
+    parser.add_argument("--steps", type=int, help="continue through this many groups only")
     parser.add_argument("--json", help="write the results here")
     args = parser.parse_args()
     rows = run_suite(
         args.suite, [s for s in args.strategies.split(",") if s], Path(args.runs_dir), args.set,
         continue_overrides=args.continue_set, first_run=args.first, retrain=not args.no_retrain,
+        max_steps=args.steps,
     )  # fmt: skip
     if args.json:
         Path(args.json).write_text(json.dumps(rows, indent=2))
