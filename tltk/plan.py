@@ -42,10 +42,10 @@ the probe away (measured on few-shot Fashion-MNIST: the probe's val accuracy 0.8
 in the first epoch at Adam 1e-3; a continue step at 1e-3 without warm-up diverged, training
 loss in the hundreds within 40 steps: BENCHMARKS.md, continual learning)."""
 WARMUP_FRACTION = 0.1
+"""The default fine-tune's warm-up, a fraction of its steps (at least one step)."""
 AUTO_AUGMENT = "shift"
 """`augment.policy: auto` for the default plan's image fine-tune: small rotations and shifts,
 no flips (measured on few-shot digits and Fashion-MNIST, BENCHMARKS.md)."""
-"""The default fine-tune's warm-up, a fraction of its steps (at least one step)."""
 
 
 FITTED_STARTS = ("probe", "grown")

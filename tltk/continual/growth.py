@@ -127,7 +127,9 @@ def probe_new_rows(
 ) -> tuple[np.ndarray, np.ndarray, str]:
     """(kernel, bias, how) of the new classes' rows from the training examples' features (see
     the module docstring): `probe_rows` against the fixed old columns when an example is of an
-    old class, else a probe among the new classes with biases centred on the old mean. The
+    old class, else a probe among the new classes with its biases shifted by one value (chosen
+    by the whole softmax's val loss when `val` holds old and new classes, else centring them on
+    the old mean). The
     L2 strength is chosen from `tltk.probe.C_GRID` by the loss on `val` (features, labels: the
     whole softmax with the old columns fixed; among the new classes, their examples alone),
     PROBE_C without it."""
