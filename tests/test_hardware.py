@@ -3,10 +3,14 @@ on this CPU machine and with TensorFlow's device queries mocked for GPUs and a T
 
 from __future__ import annotations
 
+import subprocess
+import sys
+
 import pytest
 import tensorflow as tf
 
 from tltk import hardware as hw
+from tltk.errors import TltkError
 from tltk.recipe import TrainConfig
 from tltk.strategy import Role
 
@@ -90,3 +94,37 @@ def test_a_worker_of_a_cluster_is_named_in_the_record():
     assert chosen.task == "worker 0 (chief)" and chosen.workers == 2
     assert "over 2 workers, this one worker 0 (chief)" in chosen.describe()
     assert "input sharded by DATA" in chosen.describe()
+
+
+def test_threads_are_recorded_and_described():
+    chosen = hw.choose(TrainConfig(batch_size=4, threads=1), tf.distribute.get_strategy(), LOCAL)
+    assert chosen.threads == 1 and chosen.as_dict()["threads"] == 1
+    assert "; 1 TensorFlow thread(s)" in chosen.describe()
+    assert hw.choose(TrainConfig(batch_size=4), tf.distribute.get_strategy(), LOCAL).threads is None
+
+
+def test_threads_once_tensorflow_runs_is_a_clear_error():
+    tf.constant(1.0) + 1.0  # the runtime has started in this process
+    before = tf.config.threading.get_intra_op_parallelism_threads()
+    hw.set_threads(None)  # nothing asked: nothing to do
+    with pytest.raises(TltkError, match="train.threads: 7 cannot be applied.*fresh process"):
+        hw.set_threads(7)
+    assert tf.config.threading.get_intra_op_parallelism_threads() == before
+
+
+def test_threads_set_in_a_fresh_process(tmp_path):
+    # The pools exist once per process: only a fresh one shows set_threads really sizing them.
+    script = (
+        "import tensorflow as tf\n"
+        "from tltk.hardware import set_threads\n"
+        "set_threads(1)\n"
+        "x = tf.linalg.matmul(tf.ones((64, 64)), tf.ones((64, 64)))\n"
+        "set_threads(1)\n"  # the same again once running: fine
+        "t = tf.config.threading\n"
+        "print(t.get_intra_op_parallelism_threads(), t.get_inter_op_parallelism_threads(),"
+        " float(x[0, 0]))\n"
+    )
+    out = subprocess.run(
+        [sys.executable, "-c", script], capture_output=True, text=True, timeout=120, check=True
+    )
+    assert out.stdout.split()[-3:] == ["1", "1", "64.0"]

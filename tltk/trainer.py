@@ -33,7 +33,7 @@ from tltk.errors import TltkError
 from tltk.features import SharedFeatures
 from tltk.fit_setup import prepare
 from tltk.fitting import load_phase_result, run_phase, sync_phase_state
-from tltk.hardware import Hardware, choose
+from tltk.hardware import Hardware, choose, set_threads
 from tltk.io import atomic_write_json, save_weights_atomic
 from tltk.log import say as _say
 from tltk.model import TaskModel
@@ -82,8 +82,9 @@ def train(
     other than the chief gets None when the chief's run had already finished (it has no run
     folder to show)."""
     recipe = as_recipe(recipe, overrides)
-    # First: a multi-worker strategy must set up the process's collective ops before any
-    # other TensorFlow op runs (reading the data would be one).
+    # First: the thread pools and a multi-worker strategy's collective ops must be set up
+    # before any other TensorFlow op runs (reading the data would be one).
+    set_threads(recipe.train.threads)
     strategy = make_strategy(recipe.train.strategy)
     role = cluster_role(strategy)
     if role.is_chief:

@@ -251,7 +251,12 @@ class TrainConfig(StrictModel):
     global_clipnorm: float | None = None
     """Clip all gradients together to this global norm."""
     jit_compile: bool | Literal["auto"] = "auto"
-    """auto: XLA on GPUs and TPUs, off on CPUs (slower there) and under `deterministic`."""
+    """auto: XLA on GPUs and TPUs, off on CPUs and under `deterministic`. On a CPU it depends
+    on the model: 7x slower for MobileNetV3-Small, 11-13 % cheaper per image for the small_resnet
+    family (BENCHMARKS.md, "Small images"), so a recipe may say `true` there."""
+    threads: int | None = Field(None, ge=1)
+    """TensorFlow's intra-op and inter-op thread pools, this many threads each (applied when
+    the run's process starts TensorFlow). None: TensorFlow's default, about one per core."""
     steps_per_epoch: int | None = None
     """Cap the batches per epoch (quick runs)."""
     ema: float | None = Field(None, gt=0.0, lt=1.0)
