@@ -39,6 +39,8 @@ def fingerprint(recipe: Recipe) -> str:
     for key, unused in (("continue_from", None), ("replay", ReplayConfig().model_dump())):
         if data.get(key) == unused:
             data.pop(key)
+    if data["train"].get("threads") is None:  # `train.threads`, added since: the same
+        data["train"].pop("threads", None)
     return hashlib.sha256(json.dumps(data, sort_keys=True).encode()).hexdigest()[:16]
 
 
