@@ -11,11 +11,15 @@
     python benchmarks/bench_small_images.py --main-job mobilenet_v3_small resnet8 --seeds 1 2 3
     # the full table (hours on 2 cores): each candidate trained by recipes/fashion_mnist_full.yaml
     python benchmarks/bench_small_images.py --train
+    # XLA steps, and one TensorFlow thread (the environment sets it for the whole process)
+    TF_NUM_INTRAOP_THREADS=1 TF_NUM_INTEROP_THREADS=1 \
+        python benchmarks/bench_small_images.py --steps 80 --jit --only resnet8_wide:28
 
 Each candidate is `backbone:px[:epochs]`; `--train` runs `tltk train` of
 recipes/fashion_mnist_full.yaml in a child process with only the backbone, its input size and
 the epoch count changed (the same augmentation, SGD + Nesterov, cosine schedule with warm-up,
-weight decay and label smoothing).
+weight decay and label smoothing); the recipe's XLA is kept for the small_resnet family only
+(MobileNetV3-Small trains 7x slower with it on a CPU) and its one thread for every candidate.
 Epochs 0 means throughput only. The default epochs give each candidate at most about 30
 CPU-minutes on 2 cores, the issue's budget; `--epochs N` sets one count for all.
 
@@ -46,6 +50,7 @@ CANDIDATES = [  # backbone:px[:epochs]; no epochs = the recipe's (12)
     "mobilenet_v3_small:32:12",
     "mobilenet_v3_small:96:3",
 ]
+SMALL_RESNETS = ("resnet8", "resnet8_wide", "resnet20", "resnet56", "wide_resnet_16_4")
 
 
 def parse_candidate(text: str) -> tuple[str, int, int | None]:
@@ -86,10 +91,10 @@ def _backbone(name: str, size: int, archs: dict):
 
 
 def throughput(
-    name: str, size: int, steps: int, batch: int, archs: dict | None = None
+    name: str, size: int, steps: int, batch: int, archs: dict | None = None, jit: bool = False
 ) -> tuple[float, float]:
     """(median wall img/s, img per CPU-second) of compiled train steps on random pixels,
-    with the recipe's optimizer (SGD, Nesterov momentum 0.9, weight decay 5e-4)."""
+    with the recipe's optimizer (SGD, Nesterov momentum 0.9, weight decay 5e-4); `jit`: XLA."""
     import keras
     import numpy as np
 
@@ -98,7 +103,7 @@ def throughput(
 
     model = build_model(_backbone(name, size, archs or {}), HeadConfig(dropout=0.0), 10).model
     sgd = keras.optimizers.SGD(0.1, momentum=0.9, nesterov=True, weight_decay=5e-4)
-    model.compile(sgd, "categorical_crossentropy")
+    model.compile(sgd, "categorical_crossentropy", jit_compile=jit)
     rng = np.random.default_rng(0)
     x = rng.uniform(0, 255, (batch, size, size, 3)).astype("float32")
     y = keras.utils.to_categorical(rng.integers(0, 10, batch), 10)
@@ -177,6 +182,8 @@ def train(name: str, size: int, data: str, epochs: int | None) -> dict:
     """One `tltk train` of RECIPE: test accuracy, CPU and wall minutes, the run's images/s."""
     sets = [f"backbone.name={name}", f"backbone.image_size={size}", f"data.path={data}"]
     sets.append(f"name=bench_small_{name}_{size}")
+    if name not in SMALL_RESNETS:  # XLA pays on a CPU for the small_resnet family only
+        sets.append("train.jit_compile=auto")
     if epochs is not None:
         sets.append(f"phases.0.epochs={epochs}")
     run, cpu, wall = tltk_run(RECIPE, sets)
@@ -249,6 +256,7 @@ def main() -> None:
     p.add_argument("--costs", action="store_true", help="CPU of data checks, pipeline, steps")
     p.add_argument("--data", default="data/fashion_mnist_full")
     p.add_argument("--epochs", type=int, help="one epoch count for every candidate")
+    p.add_argument("--jit", action="store_true", help="throughput of XLA-compiled steps")
     p.add_argument(
         "--main-job",
         nargs="*",
@@ -272,7 +280,7 @@ def main() -> None:
     for name, size, epochs in map(parse_candidate, args.only or CANDIDATES):
         epochs = args.epochs if args.epochs is not None else epochs
         row: dict = {"backbone": name, "image_size": size}
-        wall, per_cpu_s = throughput(name, size, args.steps, args.batch, archs)
+        wall, per_cpu_s = throughput(name, size, args.steps, args.batch, archs, args.jit)
         row["train_img_s"] = round(wall, 1)
         row["img_per_cpu_s"] = round(per_cpu_s, 1)
         if args.costs:
