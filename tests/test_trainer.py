@@ -135,6 +135,11 @@ def _train_cmd(recipe_path):
 def test_killed_run_resumes_at_the_same_phase_and_epoch(tmp_path):
     recipe = tiny_recipe(tmp_path, small=True)
     recipe["train"]["steps_per_epoch"] = 30  # long enough epochs to be killed in the middle
+    # XLA, one thread and the test-time flip, as recipes/fashion_mnist_full.yaml trains and
+    # evaluates: the resumed run recompiles and evaluates like any other (test_faults.py
+    # checks resumes to 1e-6 without XLA, which op determinism turns off).
+    recipe["train"].update(jit_compile=True, threads=1)
+    recipe["evaluate"] = {"tta": "flip"}
     path = tmp_path / "tiny.yaml"
     path.write_text(yaml.safe_dump(recipe))
     env = {**os.environ, "PYTHONUNBUFFERED": "1"}
@@ -167,6 +172,7 @@ def test_killed_run_resumes_at_the_same_phase_and_epoch(tmp_path):
     log = second.stdout + second.stderr
     assert second.returncode == 0, log[-3000:]
     assert "Resuming run" in log
+    assert "jit_compile on; 1 TensorFlow thread(s)" in log
     assert "Epoch 1/" not in log  # the finished head phase is not redone
     assert f"Epoch {killed_at + 1}/6" in log and f"Epoch {killed_at}/6" not in log
     run_dirs = [p for p in runs.iterdir() if not p.is_symlink()]
@@ -178,6 +184,8 @@ def test_killed_run_resumes_at_the_same_phase_and_epoch(tmp_path):
 
     assert read_history_csv(run_dirs[0] / "history.csv")["epoch"] == [0, 1, 2, 3, 4, 5]
     assert not (run_dirs[0] / "backup" / "phase1").exists()
+    metrics = json.loads((run_dirs[0] / "metrics.json").read_text())  # evaluated with the flip
+    assert metrics["split"] == "test" and metrics["n"] > 0 and np.isfinite(metrics["loss"])
 
 
 def test_bad_phase_group_is_a_clear_error(tmp_path):
