@@ -1,21 +1,26 @@
-"""Linear probes on digits_fewshot beyond the benchmark's one: the backbone's input size, the
-pooled output of earlier blocks, and the raw pixels beside the features.
+"""Linear probes on the few-shot image cases beyond the benchmark's one: the backbone's input
+size, the pooled output of earlier groups, and the raw pixels beside the features.
 
     .venv/bin/python benchmarks/probe_variants.py --work runs/accuracy/probe_variants \
-        --sizes 32,64,96,128 --seeds 3
+        --sizes 64,32,96,128 --seeds 3
+    .venv/bin/python benchmarks/probe_variants.py --case fashion_fewshot --sizes 64 --no-pixels \
+        --work runs/accuracy/probe_variants
 
 What tltk's default fine-tune starts from is the probe on the pooled output of the backbone's
 last group at the recipe's image size (the benchmark's `probe Lite0/ImageNet` row). Here the
 same LogisticRegression (`accuracy_methods._logreg`: C on val from the benchmark's grid, fit
 on train, scored on test) is fit on other feature sets of EfficientNet-Lite0/ImageNet:
-- the global-average-pooled output of each of its groups (stem, block1..block7, top), per
-  input size, through tltk's own input pipeline (the same resize and normalisation);
-- the 8x8 grey pixels (the `LR pixels` row), and pixels beside a feature set: each block
+- the global-average-pooled output of each of `--groups`, per input size, through tltk's own
+  input pipeline (the same resize and normalisation); beside it the val loss of tltk's own
+  probe (`tltk.probe.fit_probe`) on the same features, what a rule choosing the group on val
+  would compare;
+- the grey pixels (the `LR pixels` row), and pixels beside a feature set: each block
   standardised, then (`balanced`) each block scaled to the same total variance, so the 64
   pixels are not outweighed by 1,280 features under one L2 penalty.
-The digits' three few-shot seeds split the same 1,797 images, so each feature set is computed
-once (keyed by the image's pixels: file names are per split) and kept in WORK/features-SIZE.npz.
-Prints one line per (features, seed) and writes WORK/probe_variants.json.
+The seeds share one test split (the digits' seeds split the same 1,797 images), so each
+feature set is computed once per image (keyed by its pixels: file names are per split) and
+kept in WORK/features-CASE-SIZE.npz. Prints one line per (features, seed) and writes
+WORK/probe_variants-CASE.json.
 """
 
 from __future__ import annotations
@@ -33,30 +38,34 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 from benchmarks import accuracy, accuracy_methods  # noqa: E402
 from benchmarks import accuracy_cases as cases  # noqa: E402
 
-LITE0 = cases.LITE0
+CASES = ("digits_fewshot", "fashion_fewshot")
 
 
 def main(argv: list[str] | None = None) -> dict:
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    p.add_argument(
+        "--case", default="digits_fewshot", choices=("digits_fewshot", "fashion_fewshot")
+    )
     p.add_argument("--work", type=Path, default=Path("runs/accuracy/probe_variants"))
     p.add_argument("--data-root", type=Path, default=Path("data"))
     p.add_argument("--sizes", default="32,64,96,128")
     p.add_argument("--seeds", type=int, default=3)
-    p.add_argument("--groups", default="block5,block6,block7,top", help="groups to probe")
+    p.add_argument("--groups", default="block4,block5,block6,block7,top", help="to probe")
+    p.add_argument("--no-pixels", action="store_true", help="no pixels + features rows")
     args = p.parse_args(argv)
     args.work.mkdir(parents=True, exist_ok=True)
     bench = cases.Bench(work=args.work, data_root=args.data_root)
     bench.pretrain = lambda key: Path("unused")  # the MobileNet rows are not used here
-    seeds = [_seed_data(bench, s) for s in range(args.seeds)]
+    seeds = [_seed_data(bench, args.case, s) for s in range(args.seeds)]
     groups = args.groups.split(",")
     rows = []
     for size in [int(s) for s in args.sizes.split(",")]:
         cpu = time.process_time()
-        feats = _features(args.work / f"features-{size}.npz", seeds[0][1], size)
+        feats = _features(args.work / f"features-{args.case}-{size}.npz", seeds, size)
         cpu = time.process_time() - cpu
         print(f"size {size}: features of {len(feats['index'])} images, {cpu:.1f} CPU-s")
         sets = {f"{g} {size}px": feats[g] for g in groups}
-        if size == 64:
+        if size == 64 and not args.no_pixels:
             sets["pixels"] = None
             for g in groups:
                 sets[f"pixels + {g} {size}px"] = ("plain", feats[g])
@@ -69,40 +78,64 @@ def main(argv: list[str] | None = None) -> dict:
                     scale=not isinstance(value, tuple),  # beside: each block scaled already
                 )  # fmt: skip
                 row = {"features": name, "seed": seed, "dims": x["train"].shape[1], **result}
+                if not isinstance(value, tuple) and value is not None:
+                    row["tltk_probe_val_loss"] = _tltk_probe_val_loss(x, data)
                 rows.append(row)
                 print(json.dumps(row))
     summary = _summary(rows)
     for line in summary:
         print(line)
     out = {"rows": rows, "summary": summary}
-    (args.work / "probe_variants.json").write_text(json.dumps(out, indent=1))
+    (args.work / f"probe_variants-{args.case}.json").write_text(json.dumps(out, indent=1))
     return out
 
 
-def _seed_data(bench, seed: int):
-    run = cases.digits_fewshot(bench, seed)
+def _seed_data(bench, case: str, seed: int):
+    run = cases.CASES[case][0](bench, seed)
     row = next(r for r in run.rows if r.method == "probe Lite0/ImageNet")
     return accuracy._load(bench, run), row.recipe
 
 
-def _features(path: Path, recipe: dict, size: int) -> dict[str, np.ndarray]:
-    """{group: [N, C] pooled outputs, "index": [N, 64] the images' pixels} over all splits of the
-    seed-0 data (every digit once)."""
+def _features(path: Path, seeds: list, size: int) -> dict[str, np.ndarray]:
+    """{group: [N, C] pooled outputs, "index": [N, P] the images' pixels} over every split of
+    seed 0 and the train and val splits of the others (the few-shot cases' seeds share one
+    test split; the digits' seeds split the same 1,797 images)."""
     if path.is_file():
         with np.load(path) as f:
             return dict(f)
     import keras
 
     from tltk import tasks
-    from tltk.data.pipeline import predict_unpadded
     from tltk.recipe import load_recipe
 
     keras.backend.clear_session()
-    recipe = {**recipe, "backbone": {**recipe["backbone"], "image_size": size}}
-    resolved = load_recipe(recipe)
-    data = tasks.load_data(resolved)
-    task_model = tasks.build_task_model(resolved, data)
-    backbone = task_model.backbone
+    model, names = None, []
+    out: dict[str, list] = {}
+    index = []
+    for seed, (data, recipe) in enumerate(seeds):
+        recipe = {**recipe, "backbone": {**recipe["backbone"], "image_size": size}}
+        resolved = load_recipe(recipe)
+        if model is None:
+            task_model = tasks.build_task_model(resolved, data)
+            model, names = _pooled_groups(task_model.backbone, size)
+            out = {g: [] for g in names}
+        for split_name, split in data.splits.items():
+            if seed and split_name == "test":
+                continue
+            ds = tasks.pipeline(resolved, data, split_name, task_model, 64, training=False)
+            for g, f in zip(names, model.predict(ds, verbose=0), strict=True):
+                out[g].append(f[: len(split)])  # no padded blanks
+            index += [accuracy_methods._grey_pixels(str(e)) for e in split.examples]
+    arrays = {g: np.concatenate(v).astype(np.float32) for g, v in out.items()}
+    arrays["index"] = np.stack(index)  # the grey pixels: an image's key across the seeds
+    np.savez(path, **arrays)
+    return arrays
+
+
+def _pooled_groups(backbone, size: int):
+    """A model: 0..255 images -> the global-average-pooled output of every group."""
+    import keras
+
     names = list(backbone.groups)
     inner = keras.Model(backbone.model.input, [backbone.groups[g][-1].output for g in names])
     images = keras.Input((size, size, 3))
@@ -110,23 +143,16 @@ def _features(path: Path, recipe: dict, size: int) -> dict[str, np.ndarray]:
     for layer in backbone.normalization:
         x = layer(x)
     pooled = [keras.layers.GlobalAveragePooling2D()(t) for t in inner(x)]
-    model = keras.Model(images, pooled)
-    out: dict[str, list] = {g: [] for g in names}
-    index = []
-    for split_name, split in data.splits.items():
-        ds = tasks.pipeline(resolved, data, split_name, task_model, 64, training=False)
-        for g, f in zip(names, _predict(model, ds, len(split), predict_unpadded), strict=True):
-            out[g].append(f)
-        index += [accuracy_methods._grey_pixels(str(e)) for e in split.examples]
-    arrays = {g: np.concatenate(v).astype(np.float32) for g, v in out.items()}
-    arrays["index"] = np.stack(index)  # the 8x8 pixels: an image's key across the seeds
-    np.savez(path, **arrays)
-    return arrays
+    return keras.Model(images, pooled), names
 
 
-def _predict(model, ds, n, predict_unpadded):
-    outputs = model.predict(ds, verbose=0)
-    return [o[:n] for o in outputs]
+def _tltk_probe_val_loss(x: dict, data) -> float:
+    """The val loss of tltk's own probe (`tltk.probe.fit_probe`, as a run's head start)."""
+    from tltk.probe import fit_probe
+
+    eye = np.eye(data.num_classes)
+    pairs = {s: (x[s], eye[data.splits[s].labels]) for s in ("train", "val")}
+    return round(fit_probe("softmax", pairs["train"], pairs["val"]).val["loss"], 4)
 
 
 def _per_split(data, index: np.ndarray, value) -> dict[str, np.ndarray]:

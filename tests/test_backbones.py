@@ -107,10 +107,12 @@ def test_features_from_ends_the_backbone_after_a_group():
     assert shared.groups["block5"][-1] is whole.groups["block5"][-1]
     inner = keras.Model(whole.model.input, whole.groups["block5"][-1].output)
     np.testing.assert_allclose(shared.model.predict(x, verbose=0), inner.predict(x, verbose=0))
-    last = build_backbone(cfg.model_copy(update={"features_from": "top"}))  # the last: whole
-    assert list(last.groups) == names and last.model.output.shape == whole.model.output.shape
+    assert cut_after(whole, "top") is whole  # the last group: the whole backbone
     with pytest.raises(BackboneError, match="'block9' is not a group of efficientnet_lite0.*stem"):
-        build_backbone(cfg.model_copy(update={"features_from": "block9"}))
+        cut_after(whole, "block9")
+    text = BackboneConfig(name="text_rnn", weights=None, features_from="block5")
+    with pytest.raises(BackboneError, match="features_from is for image backbones"):
+        build_backbone(text, modality="text")
 
 
 def test_list_backbones_reports_family_modality_and_input_size():
