@@ -1,7 +1,13 @@
 import numpy as np
 import pytest
 
-from tltk.backbones import BackboneError, PixelNormalization, build_backbone, list_backbones
+from tltk.backbones import (
+    BackboneError,
+    PixelNormalization,
+    build_backbone,
+    cut_after,
+    list_backbones,
+)
 from tltk.backbones.base import lookup, registered
 from tltk.recipe import BackboneConfig
 
@@ -83,6 +89,30 @@ def test_bn_momentum_override():
     )
     bns = [la for la in bb.model.layers if isinstance(la, keras.layers.BatchNormalization)]
     assert bns and all(la.momentum == 0.9 for la in bns)
+
+
+def test_features_from_ends_the_backbone_after_a_group():
+    import keras
+
+    cfg = BackboneConfig(name="efficientnet_lite0", weights=None, image_size=64)
+    whole = build_backbone(cfg)
+    cut = build_backbone(cfg.model_copy(update={"features_from": "block5"}))
+    names = list(whole.groups)
+    assert list(cut.groups) == names[: names.index("block5") + 1]
+    assert cut.model.output.shape == (None, 4, 4, 112)  # stride 16 at 64 px, block5's width
+    assert cut.model.count_params() < whole.model.count_params() / 2
+    # The whole backbone's own layers, so its weights (pretrained or not) carry over.
+    x = np.random.default_rng(0).normal(size=(2, 64, 64, 3)).astype("float32")
+    shared = cut_after(whole, "block5")
+    assert shared.groups["block5"][-1] is whole.groups["block5"][-1]
+    inner = keras.Model(whole.model.input, whole.groups["block5"][-1].output)
+    np.testing.assert_allclose(shared.model.predict(x, verbose=0), inner.predict(x, verbose=0))
+    assert cut_after(whole, "top") is whole  # the last group: the whole backbone
+    with pytest.raises(BackboneError, match="'block9' is not a group of efficientnet_lite0.*stem"):
+        cut_after(whole, "block9")
+    text = BackboneConfig(name="text_rnn", weights=None, features_from="block5")
+    with pytest.raises(BackboneError, match="features_from is for image backbones"):
+        build_backbone(text, modality="text")
 
 
 def test_list_backbones_reports_family_modality_and_input_size():

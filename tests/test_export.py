@@ -9,6 +9,7 @@ import os
 import stat
 import subprocess
 import sys
+import time
 from pathlib import Path
 
 import keras
@@ -408,42 +409,54 @@ def test_read_only_export_root_is_a_clear_error(tmp_path, existing):
     assert not existing or list((root / "m").iterdir()) == []
 
 
+def _publish_together(barrier: Path, publish):
+    """`publish` once both exporters have reached it with the same number, before either
+    renames (each leaves a file named after its process in `barrier`)."""
+
+    def publish_together(tmp, final):
+        (barrier / str(os.getpid())).touch()
+        deadline = time.time() + 300
+        while len(os.listdir(barrier)) < 2:
+            assert time.time() < deadline, "the other exporter never reached the rename"
+            time.sleep(0.01)
+        return publish(tmp, final)
+
+    return publish_together
+
+
 _CONCURRENT_CHILD = """
-import os, sys, time
+import sys
+from pathlib import Path
 sys.path[:0] = sys.argv[3:]
 import tltk.versions as versions
-from test_export import export
+from test_export import _publish_together, export
 
-barrier, real = sys.argv[2], versions.publish_directory
-
-def publish_together(tmp, final):
-    # Both exporters reach the rename with the same number before either renames.
-    open(os.path.join(barrier, str(os.getpid())), "w").close()
-    while len(os.listdir(barrier)) < 2:
-        time.sleep(0.01)
-    return real(tmp, final)
-
-versions.publish_directory = publish_together
+versions.publish_directory = _publish_together(Path(sys.argv[2]), versions.publish_directory)
 print("VERSION", export(sys.argv[1]).version)
 """
 
 
 @pytest.mark.slow
-def test_two_processes_exporting_one_name_get_two_versions(tmp_path):
+def test_two_processes_exporting_one_name_get_two_versions(tmp_path, monkeypatch):
+    """This process and a child export the same name at the same time."""
+    import tltk.versions as versions_module
+
     barrier = tmp_path / "barrier"
     barrier.mkdir()
     tests, repo = Path(__file__).parent, Path(__file__).parent.parent
     command = [sys.executable, "-c", _CONCURRENT_CHILD, str(tmp_path), str(barrier)]
-    children = [
-        subprocess.Popen(
-            [*command, str(tests), str(repo)], stdout=subprocess.PIPE, stderr=subprocess.PIPE
-        )
-        for _ in range(2)
-    ]
-    outputs = [child.communicate(timeout=300) for child in children]
-    for child, (_, err) in zip(children, outputs, strict=True):
-        assert child.returncode == 0, err.decode()[-2000:]
-    versions = sorted(int(out.decode().split("VERSION")[1]) for out, _ in outputs)
+    child = subprocess.Popen(
+        [*command, str(tests), str(repo)], stdout=subprocess.PIPE, stderr=subprocess.PIPE
+    )
+    try:
+        publish = _publish_together(barrier, versions_module.publish_directory)
+        monkeypatch.setattr(versions_module, "publish_directory", publish)
+        mine = export(tmp_path).version
+        out, err = child.communicate(timeout=300)
+    finally:
+        child.kill()  # only if this process's export failed: the child waits for it
+    assert child.returncode == 0, err.decode()[-2000:]
+    versions = sorted([mine, int(out.decode().split("VERSION")[1])])
     assert versions == [1, 2] and len(os.listdir(barrier)) == 2
     assert sorted(p.name for p in (tmp_path / "m").iterdir()) == ["1", "2"]
     for v in versions:

@@ -247,6 +247,9 @@ def test_a_recipe_trains_evaluates_and_exports_from_shards(tmp_path):
     recipe = tiny_recipe(tmp_path, out, epochs=(1, 0))
     recipe["backbone"].update(name="resnet8", image_size=16)  # the images' size; the cheapest
     recipe["data"] = {"source": "tfrecord", "path": str(out), "cache": "none"}
+    # What is checked is training from shards; the export's parity check (a fresh TensorFlow
+    # process) does not depend on where the training images came from and is tested elsewhere.
+    recipe["export"]["parity"] = False
     result = tltk.train(recipe)
     assert result.metrics["split"] == "test" and 0.0 <= result.metrics["accuracy"] <= 1.0
     rows = (result.run_dir / "splits.csv").read_text().splitlines()

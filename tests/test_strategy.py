@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 import subprocess
 import sys
 import textwrap
@@ -59,10 +60,8 @@ def test_small_splits_get_a_first_batch_that_splits_evenly():
     assert first_batch_size(1, 8, 4) == 4
 
 
-@pytest.mark.slow
-def test_train_under_two_replicas(tmp_path):
-    """Two logical CPUs stand in for two GPUs: the model, the per-group-LR optimizer and the
-    metrics are built in the strategy's scope, and the global batch is per-replica x 2."""
+def _train_check(tmp_path) -> str:
+    """The script of test_train_under_two_replicas."""
     data = make_image_folder(tmp_path / "images", {"a": 12, "b": 12}, size=16)
     recipe = tiny_recipe(tmp_path, data, top="top:2", name="mirrored", export={"enabled": False})
     recipe["backbone"].update(SMALL)
@@ -70,7 +69,7 @@ def test_train_under_two_replicas(tmp_path):
     recipe["phases"][1]["layerwise_decay"] = 0.5
     path = tmp_path / "recipe.yaml"
     path.write_text(yaml.safe_dump(recipe))
-    script = TWO_CPUS + textwrap.dedent(
+    script = textwrap.dedent(
         f"""
         import tltk.strategy, tltk.trainer
         made = []
@@ -87,21 +86,11 @@ def test_train_under_two_replicas(tmp_path):
         print("RESULT", result.metrics["n"] == n_test, result.history["epoch"] == [0, 1])
         """
     )
-    done = subprocess.run(
-        [sys.executable, "-c", script], capture_output=True, text=True, timeout=600
-    )
-    log = done.stdout + done.stderr
-    assert done.returncode == 0, log[-3000:]
-    assert "MirroredStrategy with 2 replica(s); global batch 8" in log
-    assert "RESULT True True" in log
+    return script
 
 
-@pytest.mark.slow
-def test_metrics_under_two_replicas_equal_one_replica_on_the_same_weights(tmp_path):
-    """13 test and 13 validation examples in global batches of 8: the last batch (5) cannot be
-    split evenly, so it is padded with blanks that are never counted. Every metric, and the
-    `val_*` logs, must equal the single-replica values; the validation logs must also equal
-    Keras' own `evaluate` on the unpadded split."""
+def _metrics_check(tmp_path) -> str:
+    """The script of test_metrics_under_two_replicas_equal_one_replica_on_the_same_weights."""
     data = make_image_folder(tmp_path / "images", {"a": 20, "b": 19}, size=16)
     recipe = tiny_recipe(tmp_path, data, name="parity", export={"enabled": False})
     recipe["backbone"].update(SMALL)
@@ -110,7 +99,7 @@ def test_metrics_under_two_replicas_equal_one_replica_on_the_same_weights(tmp_pa
     recipe["head"] = {"l2": 0.01}  # Keras' val_loss includes the penalty; so must ours
     path = tmp_path / "recipe.yaml"
     path.write_text(yaml.safe_dump(recipe))
-    script = TWO_CPUS + textwrap.dedent(
+    script = textwrap.dedent(
         f"""
         import json
         import keras
@@ -147,11 +136,55 @@ def test_metrics_under_two_replicas_equal_one_replica_on_the_same_weights(tmp_pa
         print("RESULT", json.dumps(out))
         """
     )
+    return script
+
+
+@pytest.fixture(scope="module")
+def two_replica_logs(tmp_path_factory) -> dict[str, str]:
+    """The two-replica checks' scripts, one after the other in one child process (the two
+    logical CPUs must be made before TensorFlow makes a device, so they need a fresh process;
+    one for both is a TensorFlow start fewer): {check: its log, tracebacks included}."""
+    checks = {
+        "train": _train_check(tmp_path_factory.mktemp("mirrored")),
+        "metrics": _metrics_check(tmp_path_factory.mktemp("parity")),
+    }
+    script = TWO_CPUS + "import traceback\n"
+    for name, body in checks.items():  # a failed check is reported; the next still runs
+        script += f"print('BEGIN {name}')\ntry:\n{textwrap.indent(body, '    ')}\n"
+        script += f"except Exception:\n    traceback.print_exc()\nprint('END {name}')\n"
     done = subprocess.run(
-        [sys.executable, "-c", script], capture_output=True, text=True, timeout=600
+        [sys.executable, "-c", script],
+        env={**os.environ, "PYTHONUNBUFFERED": "1"},  # stdout and stderr in the order written
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+        timeout=900,
     )
-    log = done.stdout + done.stderr
-    assert done.returncode == 0, log[-3000:]
+    assert done.returncode == 0, done.stdout[-3000:]
+    return {
+        name: done.stdout.split(f"BEGIN {name}\n", 1)[1].split(f"END {name}\n", 1)[0]
+        for name in checks
+    }
+
+
+@pytest.mark.slow
+def test_train_under_two_replicas(two_replica_logs):
+    """Two logical CPUs stand in for two GPUs: the model, the per-group-LR optimizer and the
+    metrics are built in the strategy's scope, and the global batch is per-replica x 2."""
+    log = two_replica_logs["train"]
+    assert "Traceback" not in log, log[-3000:]
+    assert "MirroredStrategy with 2 replica(s); global batch 8" in log
+    assert "RESULT True True" in log
+
+
+@pytest.mark.slow
+def test_metrics_under_two_replicas_equal_one_replica_on_the_same_weights(two_replica_logs):
+    """13 test and 13 validation examples in global batches of 8: the last batch (5) cannot be
+    split evenly, so it is padded with blanks that are never counted. Every metric, and the
+    `val_*` logs, must equal the single-replica values; the validation logs must also equal
+    Keras' own `evaluate` on the unpadded split."""
+    log = two_replica_logs["metrics"]
+    assert "Traceback" not in log, log[-3000:]
     out = json.loads(log.split("RESULT ", 1)[1].splitlines()[0])
     one, two, keras_val = out["1"], out["2"], out["keras"]
     assert set(one["test"]) == set(two["test"]) and len(one["test"]) >= 4

@@ -18,6 +18,7 @@ from tltk.backbones.base import (
     PixelNormalization,
     TextBackbone,
     TextBackboneSpec,
+    cut_after,
     lookup,
     registered,
     set_bn_momentum,
@@ -36,6 +37,7 @@ __all__ = [
     "TextBackboneSpec",
     "build_backbone",
     "build_image_backbone",
+    "cut_after",
     "list_backbones",
     "lookup",
     "registered",
@@ -58,7 +60,7 @@ def build_image_backbone(cfg: BackboneConfig) -> ImageBackbone:
         if not hub.is_hub_preset(cfg.name):
             raise unknown_name_error(cfg.name)
         backbone = hub.build_hub_image(cfg.name, cfg.weights, cfg.image_size, **cfg.kwargs)
-    return set_bn_momentum(backbone, cfg.bn_momentum)
+    return set_bn_momentum(cut_after(backbone, cfg.features_from), cfg.bn_momentum)
 
 
 def build_backbone(cfg: BackboneConfig, *, modality: str = "image", train_texts=None) -> Backbone:
@@ -69,6 +71,10 @@ def build_backbone(cfg: BackboneConfig, *, modality: str = "image", train_texts=
     if modality == "image":
         return build_image_backbone(cfg)
     if modality == "text":
+        if cfg.features_from is not None:
+            raise BackboneError(
+                "backbone.features_from is for image backbones; remove it from this text recipe"
+            )
         from tltk.backbones import text  # keras_hub's import is slow: only for text runs
 
         return text.build_text_backbone(cfg, train_texts=train_texts, **cfg.kwargs)

@@ -13,6 +13,7 @@ and tltk.backbones.hub_text build them.
 
 from __future__ import annotations
 
+import dataclasses
 import difflib
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -97,6 +98,26 @@ def set_bn_momentum(backbone: Backbone, momentum: float | None) -> Backbone:
             if isinstance(layer, keras.layers.BatchNormalization):
                 layer.momentum = momentum
     return backbone
+
+
+def cut_after(backbone: ImageBackbone, group: str | None) -> ImageBackbone:
+    """The backbone ended after `group` (`backbone.features_from`): its model outputs that
+    group's last layer (the same layers and weights), and the later groups are gone."""
+    if group is None:
+        return backbone
+    names = list(backbone.groups)
+    if group not in names:
+        raise BackboneError(
+            f"backbone.features_from: {group!r} is not a group of {backbone.name}; its groups, "
+            f"input to output: {', '.join(names)}"
+        )
+    if group == names[-1]:
+        return backbone
+    kept = {name: backbone.groups[name] for name in names[: names.index(group) + 1]}
+    output = kept[group][-1].output
+    model = keras.Model(backbone.model.input, output, name=f"{backbone.model.name}_to_{group}")
+    info = {**backbone.info, "features_from": group}
+    return dataclasses.replace(backbone, model=model, groups=kept, info=info)
 
 
 # --------------------------------------------------------------------------- specs

@@ -88,6 +88,11 @@ class BackboneConfig(StrictModel):
     """Text backbones: tokens per example (really applied through the preprocessor)."""
     bn_momentum: float | None = None
     """Override BatchNormalization momentum (0.9 helps when training from scratch on small data)."""
+    features_from: str | None = None
+    """Image backbones: end the backbone after this group (e.g. `block5`), so the head is put
+    on that group's pooled output and the later groups are dropped: for data far from the
+    pretraining's (8x8 digit scans from ImageNet, BENCHMARKS.md), whose earlier, less
+    task-specific features probe better. Default: the whole backbone."""
     lora_rank: int | None = None
     """Text backbones: enable LoRA of this rank instead of unfreezing whole layers."""
     kwargs: dict[str, Any] = Field(default_factory=dict)
