@@ -26,6 +26,13 @@ from tltk.io import atomic_write_json, atomic_write_text
 from tltk.recipe import Recipe, ReplayConfig
 from tltk.recipe.schema import DEPRECATED_MODALITY_KEY
 
+_ADDED_SINCE = (  # (path, value when unused) of recipe keys added after runs were recorded
+    (("continue_from",), None),
+    (("replay",), ReplayConfig().model_dump()),
+    (("train", "threads"), None),
+    (("backbone", "features_from"), None),
+)
+
 
 def fingerprint(recipe: Recipe) -> str:
     """What identifies 'the same run': the resolved recipe, minus how verbose it prints."""
@@ -35,12 +42,13 @@ def fingerprint(recipe: Recipe) -> str:
     # Hashed under its old key, so an unfinished run started before `task` became `modality`
     # is still found and resumed (the keys are sorted: the position does not matter).
     data[DEPRECATED_MODALITY_KEY] = data.pop("modality")
-    # Sections added since, hashed only when used: earlier unfinished runs still resume.
-    for key, unused in (("continue_from", None), ("replay", ReplayConfig().model_dump())):
-        if data.get(key) == unused:
-            data.pop(key)
-    if data["train"].get("threads") is None:  # `train.threads`, added since: the same
-        data["train"].pop("threads", None)
+    # Keys added since, hashed only when used: earlier unfinished runs still resume.
+    for (*sections, key), unused in _ADDED_SINCE:
+        within = data
+        for section in sections:
+            within = within[section]
+        if within.get(key) == unused:
+            within.pop(key, None)
     return hashlib.sha256(json.dumps(data, sort_keys=True).encode()).hexdigest()[:16]
 
 
