@@ -151,6 +151,17 @@ def test_cli_lr_find_prints_a_rate_and_writes_the_plot(tmp_path, capsys):
     assert main(["lr-find", str(path), "--steps", "30", "--out", str(out)]) == 2
 
 
+def test_lr_find_applies_train_threads_as_train_does(tmp_path):
+    # Where TensorFlow already runs (this process) a thread count cannot be applied: the same
+    # clear error as tltk.train's, not a Hardware record naming threads it never set.
+    tf.constant(1.0) + 1.0
+    recipe = _image_recipe(tmp_path)
+    recipe["train"]["threads"] = 7
+    with pytest.raises(tltk.TltkError, match="train.threads: 7 cannot be applied"):
+        tltk.lr_find(recipe, steps=12)
+    assert not list((tmp_path / "runs").rglob("*.png"))  # refused before any work
+
+
 def test_lr_find_of_a_recipe_without_phases_tests_the_default_plans_phase(tmp_path):
     recipe = _image_recipe(tmp_path)
     del recipe["phases"]  # weights none: the default plan is one from-scratch phase

@@ -105,10 +105,11 @@ def lr_find(
     plot_path = _new_plot_path(recipe, phase) if out is None else Path(out)
     if plot_path.exists():
         raise FileExistsError(f"{plot_path} exists; refusing to overwrite it (choose --out)")
-    from tltk.hardware import choose
+    from tltk.hardware import choose, set_threads
     from tltk.strategy import cluster_role, make_strategy
 
-    strategy = make_strategy(recipe.train.strategy)  # as tltk.train: before other TF ops
+    set_threads(recipe.train.threads)  # as tltk.train: before other TF ops
+    strategy = make_strategy(recipe.train.strategy)
     role = cluster_role(strategy)
     hardware = choose(recipe.train, strategy, role)
     previous_policy = keras.mixed_precision.global_policy().name
