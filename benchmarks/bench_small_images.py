@@ -50,7 +50,6 @@ CANDIDATES = [  # backbone:px[:epochs]; no epochs = the recipe's (12)
     "mobilenet_v3_small:32:12",
     "mobilenet_v3_small:96:3",
 ]
-SMALL_RESNETS = ("resnet8", "resnet8_wide", "resnet20", "resnet56", "wide_resnet_16_4")
 
 
 def parse_candidate(text: str) -> tuple[str, int, int | None]:
@@ -178,11 +177,18 @@ def _json(path: Path) -> dict:
     return json.loads(path.read_text())
 
 
+def _small_resnet(name: str) -> bool:
+    from tltk.backbones.base import lookup
+
+    spec = lookup(name)
+    return spec is not None and spec.family == "small_resnet"
+
+
 def train(name: str, size: int, data: str, epochs: int | None) -> dict:
     """One `tltk train` of RECIPE: test accuracy, CPU and wall minutes, the run's images/s."""
     sets = [f"backbone.name={name}", f"backbone.image_size={size}", f"data.path={data}"]
     sets.append(f"name=bench_small_{name}_{size}")
-    if name not in SMALL_RESNETS:  # XLA pays on a CPU for the small_resnet family only
+    if not _small_resnet(name):  # XLA pays on a CPU for the small_resnet family only
         sets.append("train.jit_compile=auto")
     if epochs is not None:
         sets.append(f"phases.0.epochs={epochs}")
