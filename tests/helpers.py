@@ -64,3 +64,13 @@ def tiny_recipe(
     for section, values in sections.items():
         recipe.setdefault(section, {}).update(values)
     return recipe
+
+
+def train_in_this_process(capsys, recipe_path) -> str:
+    """`tltk train RECIPE` in the test's process (a resume after a kill in a child: it sees only
+    what the killed run left on disk); asserts exit status 0 and returns all it printed."""
+    from tltk.cli import main
+
+    capsys.readouterr()
+    assert main(["train", str(recipe_path)]) == 0
+    return "".join(capsys.readouterr())

@@ -16,7 +16,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 import yaml
-from helpers import make_image_folder
+from helpers import make_image_folder, train_in_this_process
 
 import tltk
 from tltk import tasks
@@ -172,11 +172,7 @@ def test_a_killed_continue_run_resumes_with_the_buffer_it_selected(tmp_path, cap
     assert json.loads((buffer / "buffer.json").read_text())["size"] == 3
     assert not (past.run_dir / "replay").exists() and not (past.run_dir / "rehearsal").exists()
     # Resumed in this process: it sees only what the killed one left on disk.
-    from tltk.cli import main
-
-    capsys.readouterr()
-    assert main(["train", str(path)]) == 0
-    log = "".join(capsys.readouterr())
+    log = train_in_this_process(capsys, path)
     assert "Resuming run" in log and "selecting one" not in log
     assert {p.name: p.read_bytes() for p in buffer.rglob("*") if p.is_file()} == first
     with open(run / "splits.csv", newline="") as f:

@@ -22,7 +22,7 @@ import h5py
 import numpy as np
 import pytest
 import yaml
-from helpers import make_image_folder, tiny_recipe
+from helpers import make_image_folder, tiny_recipe, train_in_this_process
 
 import tltk
 from tltk.callbacks import TrainingDiverged
@@ -184,16 +184,14 @@ def test_killed_at_every_stage_resumes_to_the_uninterrupted_result(
     assert "Epoch 4/5" in logs["evaluation"] and "Epoch 3/5" not in logs["evaluation"]
     assert "Epoch " not in logs["export_start"] + logs["export_written"]
     # The last restart in this process: it reads only what the killed ones left on disk.
-    from tltk.cli import main
-
-    capsys.readouterr()
-    assert main(["train", str(recipe)]) == 0
-    log = "".join(capsys.readouterr())
+    log = train_in_this_process(capsys, recipe)
     assert "Resuming run" in log  # the dead process's lock did not outlive it
     assert "Epoch " not in log  # nothing is trained again
     assert "Found this run's export from before the restart" in log
     _check_same_as_reference(tmp_path, reference)
     # Started again once finished: a no-op that says so.
+    from tltk.cli import main
+
     assert main(["train", str(recipe)]) == 0
     assert "already finished" in capsys.readouterr().out
     assert [v.name for v in _result(tmp_path)[2]] == ["1"]

@@ -14,7 +14,7 @@ import helpers
 import numpy as np
 import pytest
 import yaml
-from helpers import make_image_folder
+from helpers import make_image_folder, train_in_this_process
 
 import tltk
 
@@ -169,11 +169,7 @@ def test_killed_run_resumes_at_the_same_phase_and_epoch(tmp_path, capsys):
     assert first.returncode == -signal.SIGKILL
     # Resumed in this process (the kill is what needs a process of its own): it sees only
     # what the killed one left on disk.
-    from tltk.cli import main
-
-    capsys.readouterr()
-    assert main(["train", str(path)]) == 0
-    log = "".join(capsys.readouterr())
+    log = train_in_this_process(capsys, path)
     assert "Resuming run" in log
     assert "jit_compile on" in log
     assert "Epoch 1/" not in log  # the finished head phase is not redone
