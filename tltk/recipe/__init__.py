@@ -1,8 +1,9 @@
 """Recipe schema: one typed, strict description of a whole transfer-learning run.
 
-A recipe is YAML validated against the pydantic models of `schema.py` (the `Recipe`) and
-`sections.py` (data, backbone, head, ...). Unknown keys and wrong types are errors that name
-the file, the key's dotted path, its line, and the closest valid key (`loading.py`).
+A recipe is YAML validated against the pydantic models of `schema.py` (the `Recipe`),
+`sections.py` (data, backbone, head, ...) and `training.py` (train). Unknown keys and wrong
+types are errors that name the file, the key's dotted path, its line, and the closest valid
+key (`loading.py`).
 `--set a.b=c` overrides are applied to the raw mapping before validation, so they are checked
 exactly like the file, and an error they cause names the override instead of a line.
 """
@@ -16,17 +17,14 @@ from tltk.recipe.sections import (
     AugmentConfig,
     AugmentLayer,
     BackboneConfig,
-    CallbacksConfig,
     CleanConfig,
     DataConfig,
-    EarlyStoppingConfig,
     EvaluateConfig,
     ExportConfig,
     HeadConfig,
     PhaseConfig,
-    ReduceLRConfig,
-    TrainConfig,
 )
+from tltk.recipe.training import CallbacksConfig, EarlyStoppingConfig, ReduceLRConfig, TrainConfig
 
 __all__ = [
     "AugmentConfig",

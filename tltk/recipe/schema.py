@@ -20,8 +20,8 @@ from tltk.recipe.sections import (
     HeadConfig,
     PhaseConfig,
     StrictModel,
-    TrainConfig,
 )
+from tltk.recipe.training import TrainConfig
 from tltk.recipe.tuning import TuneConfig
 
 DEPRECATED_MODALITY_KEY = "task"
